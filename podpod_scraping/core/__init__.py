@@ -1,0 +1,1 @@
+"""Plain-Python core: fetching, sources, images and naming. Never imports Dagster."""

@@ -1,0 +1,92 @@
+"""Per-host politeness: a concurrency cap and a minimum interval between requests.
+
+One Fetcher is shared by a thread pool, so several artists on the same site must not
+add up to a burst. Slots are reserved under a lock and waited for outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from podpod_scraping.core.fetching.errors import FetchError
+from podpod_scraping.core.outcomes import Outcome
+
+
+class Deadline:
+    """The total time budget of one fetch, across redirects, retries and waits."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._end - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+class HostThrottle:
+    """Limits concurrent requests and spaces request starts, per ``host:port``."""
+
+    def __init__(
+        self,
+        concurrency: int,
+        min_interval: float,
+        sleep: Callable[[float], None],
+        max_interval: float,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("per-host concurrency must be at least 1")
+        self._concurrency = concurrency
+        self._min_interval = min_interval
+        self._max_interval = max_interval
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._next_start: dict[str, float] = {}
+        self._intervals: dict[str, float] = {}
+
+    def set_crawl_delay(self, host: str, seconds: float) -> None:
+        """Raise a host's interval to its robots.txt Crawl-delay (capped, never lowered)."""
+        with self._lock:
+            self._intervals[host] = min(max(seconds, self._min_interval), self._max_interval)
+
+    def interval(self, host: str) -> float:
+        with self._lock:
+            return self._intervals.get(host, self._min_interval)
+
+    @contextmanager
+    def slot(self, host: str, deadline: Deadline) -> Iterator[None]:
+        """Hold one of the host's concurrency slots, started no sooner than its interval."""
+        with self._lock:
+            semaphore = self._semaphores.get(host)
+            if semaphore is None:
+                semaphore = threading.BoundedSemaphore(self._concurrency)
+                self._semaphores[host] = semaphore
+        if not semaphore.acquire(timeout=max(deadline.remaining(), 0.0)):
+            raise FetchError(
+                Outcome.TIMEOUT,
+                f"no free connection slot for {host} within {deadline.seconds:g} s",
+            )
+        try:
+            with self._lock:
+                interval = self._intervals.get(host, self._min_interval)
+                now = time.monotonic()
+                start = max(now, self._next_start.get(host, now))
+                wait = start - now
+                if wait > 0 and wait >= deadline.remaining():
+                    raise FetchError(
+                        Outcome.RATE_LIMITED,
+                        f"{host} allows one request every {interval:g} s; the next slot "
+                        f"is {wait:.1f} s away, beyond this fetch's deadline",
+                    )
+                self._next_start[host] = start + interval
+            if wait > 0:
+                self._sleep(wait)
+            yield
+        finally:
+            semaphore.release()

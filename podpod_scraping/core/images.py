@@ -1,0 +1,407 @@
+"""Validate untrusted image bytes and normalize them into the one format the app serves.
+
+Everything here treats its input as hostile: the type is decided from the bytes (never a
+Content-Type header or a file extension), Pillow only ever sees the allow-listed formats,
+the pixel count is checked from the header *before* any pixel is decoded, and truncated or
+corrupt files are refused rather than padded. Normalization is deterministic (same input
+bytes, same output bytes) so a rerun publishes the same content-addressed object.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Literal
+
+import imagehash
+from PIL import ExifTags, Image, ImageCms, ImageOps, ImageStat, features
+
+from podpod_scraping.core.outcomes import Outcome, ScrapeError, sha256_hex
+
+# Placeholder detection works on a reduced copy: phash only looks at 32x32 anyway, and the
+# flat-colour test needs a few thousand pixels, not millions.
+_PREVIEW_SIDE = 256
+# A published photo has far more contrast than this in at least one channel; blank
+# avatars and single-colour blocks (even after JPEG noise) stay well below it.
+FLAT_COLOUR_MAX_STDDEV = 3.0
+_PHASH_HEX_LENGTH = 16  # imagehash.phash default: 8x8 bits
+_WHITE = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class _Format:
+    name: str  # our name: "jpeg", ...
+    pillow: str  # the only Pillow plugin allowed to parse it
+    content_type: str
+
+
+_ALLOWED: dict[str, _Format] = {
+    f.name: f
+    for f in (
+        _Format("jpeg", "JPEG", "image/jpeg"),
+        _Format("png", "PNG", "image/png"),
+        _Format("gif", "GIF", "image/gif"),
+        _Format("webp", "WEBP", "image/webp"),
+    )
+}
+if features.check("avif"):  # Pillow >= 11.2 decodes AVIF natively when built with libavif
+    _ALLOWED["avif"] = _Format("avif", "AVIF", "image/avif")
+
+# Formats recognised only to give a precise refusal; Pillow never parses them.
+_REFUSED_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"%PDF", "PDF"),
+    (b"%!PS", "PostScript"),
+    (b"8BPS", "PSD"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xffO\xffQ", "JPEG 2000"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+)
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """What an acceptable image is and how it is published; loaded from the ``images`` config."""
+
+    max_pixels: int = 40_000_000
+    min_width: int = 200
+    min_height: int = 200
+    max_aspect_ratio: float = 3.0  # long side / short side
+    max_side: int = 1024
+    output_format: Literal["jpeg", "webp"] = "jpeg"
+    quality: int = 85
+    placeholder_hashes: tuple[str, ...] = ()
+    placeholder_max_distance: int = 6
+
+    def __post_init__(self) -> None:
+        # ValueError is what the config loader turns into a readable config error.
+        if self.max_pixels < 1:
+            raise ValueError("max_pixels must be positive")
+        if self.min_width < 1 or self.min_height < 1:
+            raise ValueError("min_width and min_height must be positive")
+        if not self.max_aspect_ratio >= 1.0:
+            raise ValueError("max_aspect_ratio must be at least 1.0")
+        if self.max_side < max(self.min_width, self.min_height):
+            raise ValueError("max_side must be at least min_width and min_height")
+        if self.output_format not in ("jpeg", "webp"):
+            raise ValueError(f"output_format must be 'jpeg' or 'webp', not {self.output_format!r}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError("quality must be between 1 and 100")
+        if not 0 <= self.placeholder_max_distance <= 64:
+            raise ValueError("placeholder_max_distance must be between 0 and 64")
+        for value in self.placeholder_hashes:
+            _parse_hash(value)
+
+
+class ImageRejected(ScrapeError):
+    """The bytes are not an image we accept.
+
+    The outcome is one of NOT_AN_IMAGE, INVALID_IMAGE, TOO_SMALL, TOO_LARGE or PLACEHOLDER.
+    """
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What validation learnt about an accepted original."""
+
+    format: str  # "jpeg", "png", "webp", "gif" (or "avif")
+    content_type: str
+    width: int  # after EXIF orientation
+    height: int
+
+
+@dataclass(frozen=True)
+class NormalizedImage:
+    """The bytes the app serves: oriented, metadata-free, sRGB, bounded, web-encoded."""
+
+    data: bytes
+    content_type: str
+    extension: str  # "jpg" or "webp"
+    width: int
+    height: int
+
+    @property
+    def sha256(self) -> str:
+        return sha256_hex(self.data)
+
+
+def inspect_image(data: bytes, policy: ImagePolicy) -> ImageInfo:
+    """Validate ``data`` completely (type, size, integrity, placeholder); raise ImageRejected."""
+    info, _ = _validate(data, policy)
+    return info
+
+
+def normalize_image(data: bytes, policy: ImagePolicy) -> NormalizedImage:
+    """Validate ``data`` like :func:`inspect_image`, then produce the publishable image."""
+    _, image = _validate(data, policy)
+    image = _bound(image, policy.max_side)
+    if policy.output_format == "webp":
+        encoded = _encode(image, "WEBP", quality=policy.quality)
+        return NormalizedImage(encoded, "image/webp", "webp", image.width, image.height)
+    encoded = _encode(image, "JPEG", quality=policy.quality, optimize=True, progressive=True)
+    return NormalizedImage(encoded, "image/jpeg", "jpg", image.width, image.height)
+
+
+def placeholder_hash(data: bytes) -> str:
+    """The perceptual hash to add to ``images.placeholder_hashes`` to refuse this image.
+
+    Computed exactly as validation computes it (first frame, oriented, alpha on white).
+    """
+    _, image, _ = _decode(data, ImagePolicy().max_pixels, draft_side=ImagePolicy().max_side)
+    return str(imagehash.phash(_preview(image)))
+
+
+def thumbnail_data_uri(data: bytes, size: int = 96) -> str:
+    """A few-KB ``data:image/jpeg;base64,...`` preview for Markdown in the Dagster UI."""
+    _, image, _ = _decode(data, ImagePolicy().max_pixels, draft_side=size)
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    encoded = _encode(image, "JPEG", quality=75, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(encoded).decode("ascii")
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def _validate(data: bytes, policy: ImagePolicy) -> tuple[ImageInfo, Image.Image]:
+    fmt, image, (width, height) = _decode(
+        data,
+        policy.max_pixels,
+        draft_side=policy.max_side,
+        max_aspect_ratio=policy.max_aspect_ratio,
+    )
+    if width < policy.min_width or height < policy.min_height:
+        raise ImageRejected(
+            Outcome.TOO_SMALL,
+            f"image is {width}x{height}, minimum {policy.min_width}x{policy.min_height}",
+        )
+    _check_placeholder(image, policy)
+    return ImageInfo(fmt.name, fmt.content_type, width, height), image
+
+
+def _decode(
+    data: bytes, max_pixels: int, draft_side: int, max_aspect_ratio: float | None = None
+) -> tuple[_Format, Image.Image, tuple[int, int]]:
+    """Sniff, bound and decode the first frame into an oriented sRGB RGB image.
+
+    Returns the format, the image (JPEGs may be DCT-downscaled towards ``draft_side``) and
+    the full-resolution size after EXIF orientation.
+    """
+    fmt = _sniff(data)
+    # Pillow warns above MAX_IMAGE_PIXELS and errors above twice that; honour its limit as
+    # a refusal too without touching the process-wide setting.
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    limit = max_pixels if pillow_limit is None else min(max_pixels, pillow_limit)
+    try:
+        with Image.open(BytesIO(data), formats=[fmt.pillow]) as opened:
+            width, height = opened.size  # from the header: nothing decoded yet
+            if width < 1 or height < 1:
+                raise ImageRejected(Outcome.INVALID_IMAGE, f"image declares {width}x{height}")
+            if width * height > limit:
+                raise ImageRejected(
+                    Outcome.TOO_LARGE, f"image has {width * height} pixels, limit {limit}"
+                )
+            _check_aspect_ratio(width, height, max_aspect_ratio)
+            if fmt.pillow == "JPEG":
+                # Let libjpeg scale by 1/2..1/8 while decoding: same checks, far less memory.
+                opened.draft(None, (draft_side, draft_side))
+            opened.seek(0)
+            opened.load()  # full first-frame decode; truncated data raises (never padded)
+            oriented, swapped = _orient(opened)
+            image = _to_srgb(oriented)
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # The warning only arrives as an exception where warnings are made errors.
+        raise ImageRejected(Outcome.TOO_LARGE, f"decompression bomb refused: {error}") from error
+    except MemoryError:
+        raise
+    except Exception as error:
+        # Parsers of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error,
+        # ValueError, EOFError, ...); every one of them means a corrupt or truncated file.
+        raise ImageRejected(
+            Outcome.INVALID_IMAGE, f"corrupt or truncated {fmt.name}: {error}"
+        ) from error
+    return fmt, image, ((height, width) if swapped else (width, height))
+
+
+def _sniff(data: bytes) -> _Format:
+    """Decide the format from magic bytes; anything not allow-listed is NOT_AN_IMAGE."""
+    if not data:
+        raise ImageRejected(Outcome.NOT_AN_IMAGE, "empty body is not an image")
+    name: str | None = None
+    if data.startswith(b"\xff\xd8\xff"):
+        name = "jpeg"
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        name = "png"
+    elif data[:6] in (b"GIF87a", b"GIF89a"):
+        name = "gif"
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        name = "webp"
+    elif data[4:8] == b"ftyp":
+        brands = _ftyp_brands(data)
+        if brands & _AVIF_BRANDS:
+            name = "avif"
+        elif brands & _HEIF_BRANDS:
+            raise ImageRejected(Outcome.NOT_AN_IMAGE, "HEIF is not an accepted image format")
+    if name is not None:
+        if name not in _ALLOWED:
+            raise ImageRejected(Outcome.NOT_AN_IMAGE, f"{name} is not an accepted image format")
+        return _ALLOWED[name]
+    for magic, label in _REFUSED_MAGIC:
+        if data.startswith(magic):
+            raise ImageRejected(Outcome.NOT_AN_IMAGE, f"{label} is not an accepted image format")
+    markup = _describe_markup(data)
+    if markup is not None:
+        raise ImageRejected(Outcome.NOT_AN_IMAGE, markup)
+    raise ImageRejected(
+        Outcome.NOT_AN_IMAGE, f"unrecognised content starting with {data[:8]!r} is not an image"
+    )
+
+
+def _ftyp_brands(data: bytes) -> set[bytes]:
+    """Major and compatible brands of an ISO-BMFF ``ftyp`` box (AVIF/HEIF)."""
+    box_size = min(int.from_bytes(data[0:4], "big"), len(data), 256)
+    brands = {data[8:12]}
+    brands.update(data[i : i + 4] for i in range(16, box_size - 3, 4))
+    return brands
+
+
+def _describe_markup(data: bytes) -> str | None:
+    """Name SVG, XML and HTML bodies (including UTF-16 and BOM-prefixed ones)."""
+    head = data[:65536].replace(b"\x00", b"")  # crude UTF-16 to ASCII for the tags we seek
+    text = head.decode("utf-8", errors="ignore").lstrip("\ufeff\ufffe \t\r\n").lower()
+    if not text.startswith("<"):
+        return None
+    if "<svg" in text or text.startswith("<!doctype svg"):
+        return "SVG is not accepted"
+    if text.startswith("<?xml") and "<html" not in text:
+        return "XML document is not an image"
+    if any(tag in text[:4096] for tag in ("<!doctype html", "<html", "<head", "<body")):
+        return "HTML page is not an image"
+    return "markup document is not an image"
+
+
+def _check_aspect_ratio(width: int, height: int, max_aspect_ratio: float | None) -> None:
+    if max_aspect_ratio is None:
+        return
+    ratio = max(width, height) / min(width, height)
+    if ratio > max_aspect_ratio:
+        raise ImageRejected(
+            Outcome.INVALID_IMAGE, f"aspect ratio {round(ratio, 2)} exceeds {max_aspect_ratio}"
+        )
+
+
+def _orient(image: Image.Image) -> tuple[Image.Image, bool]:
+    """Apply the EXIF orientation; junk EXIF is ignored rather than failing a good image."""
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        transposed = ImageOps.exif_transpose(image)
+    except Exception:
+        return image.copy(), False
+    return transposed, orientation in (5, 6, 7, 8)
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """RGB in sRGB, alpha flattened on white, with no metadata left in ``info``."""
+    icc = image.info.get("icc_profile")
+    if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit PNG greyscale
+        image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+        image.info.pop("transparency", None)  # a 16-bit colour key has no 8-bit equivalent
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, _WHITE)
+        flat.paste(rgba, (0, 0), rgba)
+        image = flat
+    elif image.mode not in ("RGB", "L", "CMYK"):
+        image = image.convert("RGB")
+    if icc:
+        image = _apply_icc(image, icc)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    image.info.clear()  # comments, XMP, EXIF, ICC must never reach the encoder
+    return image
+
+
+def _apply_icc(image: Image.Image, icc: bytes) -> Image.Image:
+    """Convert from the embedded profile to sRGB so colours survive dropping the profile."""
+    try:
+        source = ImageCms.core.profile_frombytes(icc)
+        space = source.xcolor_space.strip()
+        if (space, image.mode) not in {("RGB", "RGB"), ("CMYK", "CMYK"), ("GRAY", "L")}:
+            return image
+        converted = ImageCms.profileToProfile(
+            image, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image  # a broken profile: fall back to the untagged colours
+    return converted if converted is not None else image
+
+
+def _check_placeholder(image: Image.Image, policy: ImagePolicy) -> None:
+    preview = _preview(image)
+    if max(ImageStat.Stat(preview).stddev) <= FLAT_COLOUR_MAX_STDDEV:
+        raise ImageRejected(Outcome.PLACEHOLDER, "image is a single flat colour")
+    if not policy.placeholder_hashes:
+        return
+    found = imagehash.phash(preview)
+    for known in policy.placeholder_hashes:
+        distance = found - _parse_hash(known)
+        if distance <= policy.placeholder_max_distance:
+            raise ImageRejected(
+                Outcome.PLACEHOLDER,
+                f"image matches known placeholder {known} (distance {distance})",
+            )
+
+
+def _preview(image: Image.Image) -> Image.Image:
+    preview = image.copy()
+    preview.thumbnail((_PREVIEW_SIDE, _PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    return preview
+
+
+def _parse_hash(value: str) -> imagehash.ImageHash:
+    if len(value) != _PHASH_HEX_LENGTH:
+        raise ValueError(f"placeholder hash {value!r} must be {_PHASH_HEX_LENGTH} hex digits")
+    try:
+        return imagehash.hex_to_hash(value)
+    except ValueError as error:
+        raise ValueError(f"placeholder hash {value!r} is not hexadecimal") from error
+
+
+# --- normalization ----------------------------------------------------------------------
+
+
+def _bound(image: Image.Image, max_side: int) -> Image.Image:
+    """Downscale (never upscale) so the longest side is at most ``max_side``."""
+    longest = max(image.size)
+    if longest <= max_side:
+        return image
+    scale = max_side / longest
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _encode(image: Image.Image, pillow_format: str, **options: object) -> bytes:
+    image.info.clear()
+    out = BytesIO()
+    image.save(out, pillow_format, **options)
+    return out.getvalue()
+
+
+__all__ = [
+    "FLAT_COLOUR_MAX_STDDEV",
+    "ImageInfo",
+    "ImagePolicy",
+    "ImageRejected",
+    "NormalizedImage",
+    "inspect_image",
+    "normalize_image",
+    "placeholder_hash",
+    "thumbnail_data_uri",
+]

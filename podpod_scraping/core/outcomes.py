@@ -1,0 +1,124 @@
+"""Per-artist scrape outcomes and the values that carry them between layers.
+
+Every attempt for one artist ends in exactly one :class:`Outcome` with a human-readable
+reason. Only ``FOUND`` carries an image; every other outcome leaves the artist's current
+published image untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """How one artist's attempt ended. Values are stored in the catalog; never rename them."""
+
+    FOUND = "found"
+    UNCHANGED = "unchanged"
+    NO_IMAGE = "no_image_on_page"
+    PAGE_NOT_FOUND = "page_not_found"
+    BLOCKED_BY_ROBOTS = "blocked_by_robots"
+    UNSAFE_URL = "unsafe_url"
+    TOO_LARGE = "too_large"
+    NOT_AN_IMAGE = "not_an_image"
+    INVALID_IMAGE = "invalid_image"
+    TOO_SMALL = "too_small"
+    PLACEHOLDER = "placeholder"
+    RATE_LIMITED = "rate_limited"
+    NETWORK_ERROR = "network_error"
+    TIMEOUT = "timeout"
+    FETCH_ERROR = "fetch_error"
+
+    @property
+    def is_success(self) -> bool:
+        """True when the artist has a usable image after this attempt."""
+        return self in (Outcome.FOUND, Outcome.UNCHANGED)
+
+    @property
+    def is_transient(self) -> bool:
+        """True when retrying later may give another answer (site busy, network trouble)."""
+        return self in (
+            Outcome.RATE_LIMITED,
+            Outcome.NETWORK_ERROR,
+            Outcome.TIMEOUT,
+            Outcome.FETCH_ERROR,
+        )
+
+
+class ScrapeError(Exception):
+    """A failure that ends one artist's attempt with a specific outcome.
+
+    Core modules raise subclasses of this; the scraper turns them into a
+    :class:`ScrapeResult` so one artist's failure never escapes into its batch.
+    """
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
+        super().__init__(f"{outcome.value}: {reason}")
+        self.outcome = outcome
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Artist:
+    """An artist as read from the main API's catalog. ``id`` is the partition key."""
+
+    id: str
+    name: str
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of ``data``: the identity of an image everywhere in this service."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an image came from; stored with every published image."""
+
+    source_name: str
+    page_url: str
+    image_url: str
+    license: str | None = None
+    attribution: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class ScrapedImage:
+    """The original bytes fetched for an artist, validated as an image, plus provenance."""
+
+    data: bytes = field(repr=False)
+    content_type: str
+    width: int
+    height: int
+    provenance: Provenance
+    fetched_at: datetime
+
+    @property
+    def sha256(self) -> str:
+        return sha256_hex(self.data)
+
+    @property
+    def byte_size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class ScrapeResult:
+    """The one recorded result of one artist's attempt."""
+
+    artist_id: str
+    outcome: Outcome
+    reason: str
+    attempted_at: datetime
+    image: ScrapedImage | None = None
+    source_name: str | None = None
+    page_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.outcome is Outcome.FOUND) != (self.image is not None):
+            raise ValueError("a FOUND result carries an image and no other outcome does")

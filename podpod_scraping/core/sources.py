@@ -1,0 +1,403 @@
+"""Image sources as configuration: a page URL template, a CSS selector and fallbacks.
+
+The old design hard-coded one search page and ``img.artist-image``. Here a site is an
+entry in a YAML file (priority order = file order), so adding or fixing a site never
+needs code. This module only parses configuration and HTML; fetching is the fetcher's
+job, and deciding whether a URL is safe to fetch is the fetcher's safety layer's job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus, urldefrag, urljoin, urlsplit
+
+import soupsieve
+import yaml
+from bs4 import BeautifulSoup, Tag
+
+from podpod_scraping.core.outcomes import Artist, Outcome, ScrapeError
+
+#: Placeholders a ``page_url`` template may use.
+PLACEHOLDERS = frozenset({"id", "name", "slug", "name_plus"})
+#: Fallbacks tried, in the configured order, after the selector.
+KNOWN_FALLBACKS = ("og:image", "twitter:image", "json-ld")
+#: Attributes read from a matched element when no ``attribute`` is configured, in order.
+DEFAULT_ATTRIBUTES = ("srcset", "data-srcset", "data-src", "data-lazy-src", "data-original", "src")
+
+_FIELDS = frozenset(
+    {"name", "page_url", "selector", "attribute", "fallbacks", "license", "attribution"}
+)
+_REQUIRED = ("name", "page_url", "selector")
+_OG_PROPERTIES = frozenset({"og:image", "og:image:url", "og:image:secure_url"})
+_TWITTER_PROPERTIES = frozenset({"twitter:image", "twitter:image:src"})
+# JSON-LD nodes describing the artist come before the page's other nodes (publisher logo...).
+_ARTIST_TYPES = frozenset({"musicgroup", "person", "performinggroup", "musicartist"})
+_NEVER_USEFUL_SCHEMES = ("data:", "javascript:", "about:", "blob:")
+
+
+class SourceConfigError(ValueError):
+    """The source configuration is invalid; the message names the file, entry and field."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One configured site: where an artist's page is and how to find the image on it."""
+
+    name: str
+    page_url: str
+    selector: str
+    attribute: str | None = None
+    fallbacks: tuple[str, ...] = KNOWN_FALLBACKS
+    license: str | None = None
+    attribution: str | None = None
+
+    def page_url_for(self, artist: Artist) -> str:
+        """The artist's page URL on this site.
+
+        Raises ScrapeError(PAGE_NOT_FOUND) when the template needs a slug and the name has
+        none (only punctuation): guessing a page there could match the wrong artist.
+        """
+        values: dict[str, str] = {
+            "id": quote(str(artist.id), safe=""),
+            "name": quote(artist.name, safe=""),
+            "name_plus": quote_plus(artist.name, safe=""),
+        }
+        if "slug" in _placeholders(self.page_url):
+            slug = slugify(artist.name)
+            if not slug:
+                raise ScrapeError(
+                    Outcome.PAGE_NOT_FOUND,
+                    f"artist name {artist.name!r} gives an empty slug for {self.name}",
+                )
+            values["slug"] = quote(slug, safe="-")
+        return self.page_url.format_map(values)
+
+
+def slugify(name: str) -> str:
+    """Lowercase, accents folded to ASCII, every run of other characters turned into '-'.
+
+    Letters with no ASCII form (Hangul, kana, Cyrillic, ...) are kept as they are, since
+    sites use them in their paths too; ``page_url_for`` percent-encodes them.
+    """
+    decomposed = unicodedata.normalize("NFKD", name)
+    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    folded = unicodedata.normalize("NFC", folded).lower()
+    return re.sub(r"[\W_]+", "-", folded).strip("-")
+
+
+def _placeholders(template: str) -> list[str]:
+    return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+
+
+# --------------------------------------------------------------------------- config
+
+
+def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
+    """Read and validate the sources file at ``path``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SourceConfigError(f"cannot read sources file {file}: {error}") from error
+    return parse_sources(text, origin=str(file))
+
+
+def parse_sources(text: str, origin: str = "<string>") -> list[SourceConfig]:
+    """Parse YAML text with a top-level ``sources`` list; other top-level keys are ignored
+    (they belong to the rest of the scraper configuration)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SourceConfigError(f"{origin}: not valid YAML: {error}") from error
+    if not isinstance(data, dict) or "sources" not in data:
+        raise SourceConfigError(f"{origin}: expected a mapping with a 'sources' list")
+    entries = data["sources"]
+    if not isinstance(entries, list) or not entries:
+        raise SourceConfigError(f"{origin}: 'sources' must be a non-empty list")
+    sources: list[SourceConfig] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        source = _parse_entry(entry, f"{origin}: sources[{index}]")
+        if source.name in seen:
+            raise SourceConfigError(
+                f"{origin}: sources[{index}]: duplicate name {source.name!r} "
+                f"(already used by sources[{seen[source.name]}])"
+            )
+        seen[source.name] = index
+        sources.append(source)
+    return sources
+
+
+def _parse_entry(entry: Any, where: str) -> SourceConfig:
+    if not isinstance(entry, dict):
+        raise SourceConfigError(f"{where}: expected a mapping, got {type(entry).__name__}")
+    raw_name = entry.get("name")
+    label = (
+        f"{where} ({raw_name.strip()!r})"
+        if isinstance(raw_name, str) and raw_name.strip()
+        else where
+    )
+    unknown = sorted(set(entry) - _FIELDS)
+    if unknown:
+        raise SourceConfigError(f"{label}: unknown field(s) {unknown}; known: {sorted(_FIELDS)}")
+    for key in _REQUIRED:
+        value = entry.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise SourceConfigError(f"{label}: '{key}' is required and must be a non-empty string")
+    for key in ("attribute", "license", "attribution"):
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise SourceConfigError(f"{label}: '{key}' must be a non-empty string or null")
+    name = entry["name"].strip()
+    page_url = entry["page_url"].strip()
+    selector = entry["selector"].strip()
+    _check_template(page_url, label)
+    try:
+        soupsieve.compile(selector)
+    except (soupsieve.SelectorSyntaxError, ValueError, TypeError) as error:
+        raise SourceConfigError(
+            f"{label}: 'selector' {selector!r} is not a valid CSS selector: {error}"
+        ) from error
+    fallbacks = entry.get("fallbacks", list(KNOWN_FALLBACKS))
+    if fallbacks is None:
+        fallbacks = []
+    if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
+        raise SourceConfigError(f"{label}: 'fallbacks' must be a list of strings")
+    bad = [f for f in fallbacks if f not in KNOWN_FALLBACKS]
+    if bad:
+        raise SourceConfigError(
+            f"{label}: unknown fallback(s) {bad}; known: {list(KNOWN_FALLBACKS)}"
+        )
+    return SourceConfig(
+        name=name,
+        page_url=page_url,
+        selector=selector,
+        attribute=entry.get("attribute"),
+        fallbacks=tuple(dict.fromkeys(fallbacks)),
+        license=entry.get("license"),
+        attribution=entry.get("attribution"),
+    )
+
+
+def _check_template(template: str, label: str) -> None:
+    try:
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template)]
+    except ValueError as error:
+        raise SourceConfigError(f"{label}: 'page_url' {template!r} is malformed: {error}") from None
+    fields = [f for f, _, _ in parsed if f is not None]
+    if any(spec or conv for f, spec, conv in parsed if f is not None):
+        raise SourceConfigError(
+            f"{label}: 'page_url' {template!r}: placeholders take no format spec or conversion"
+        )
+    unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
+    if unknown:
+        raise SourceConfigError(
+            f"{label}: 'page_url' uses unknown placeholder(s) {unknown}; "
+            f"known: {sorted(PLACEHOLDERS)}"
+        )
+    if not fields:
+        # The same page for every artist would give every artist the same image.
+        raise SourceConfigError(
+            f"{label}: 'page_url' {template!r} has no placeholder; use one of "
+            f"{sorted(PLACEHOLDERS)}"
+        )
+    parts = urlsplit(template.format_map(dict.fromkeys(fields, "x")))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SourceConfigError(f"{label}: 'page_url' {template!r} must be an absolute http(s) URL")
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def extract_image_urls(html: str | bytes, base_url: str, source: SourceConfig) -> list[str]:
+    """Absolute candidate image URLs found on a page, best first, without duplicates.
+
+    Order: every element matched by ``source.selector`` (per element: the largest
+    ``srcset`` candidate, then lazy-load attributes, then ``src``; or exactly
+    ``source.attribute`` when configured), then the configured fallbacks (og:image,
+    twitter:image, JSON-LD ``image``) in their configured order.
+
+    Relative URLs resolve against ``base_url`` (the page's final URL after redirects),
+    or the page's ``<base href>``. ``data:``, ``javascript:``, ``about:`` and ``blob:``
+    values are dropped (never a real image to store: spacers, tracking pixels). Other
+    schemes such as ``file://`` or ``ftp://`` are deliberately KEPT so that the fetcher's
+    safety layer refuses them and the attempt records an explicit ``unsafe_url``
+    outcome instead of a silent ``no_image_on_page``.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    base = _document_base(soup, base_url)
+    raw: list[str] = []
+    for element in soup.select(source.selector):
+        raw.extend(_element_urls(element, source.attribute))
+    for fallback in source.fallbacks:
+        if fallback == "og:image":
+            raw.extend(_meta_urls(soup, _OG_PROPERTIES))
+        elif fallback == "twitter:image":
+            raw.extend(_meta_urls(soup, _TWITTER_PROPERTIES))
+        elif fallback == "json-ld":
+            raw.extend(_json_ld_urls(soup))
+    found: dict[str, None] = {}
+    for value in raw:
+        url = _absolute(value, base)
+        if url is not None:
+            found.setdefault(url, None)
+    return list(found)
+
+
+def _document_base(soup: BeautifulSoup, page_url: str) -> str:
+    tag = soup.find("base", href=True)
+    if isinstance(tag, Tag):
+        href = str(tag.get("href") or "").strip()
+        if href and not href.lower().startswith(_NEVER_USEFUL_SCHEMES):
+            return urljoin(page_url, href)
+    return page_url
+
+
+def _absolute(value: str, base: str) -> str | None:
+    value = value.strip()
+    if not value or value.startswith("#") or value.lower().startswith(_NEVER_USEFUL_SCHEMES):
+        return None
+    try:
+        url, _fragment = urldefrag(urljoin(base, value))
+    except ValueError:  # e.g. an invalid IPv6 literal
+        return None
+    return url or None
+
+
+def _attr(element: Tag, name: str) -> str:
+    value = element.get(name)
+    if isinstance(value, list):  # multi-valued attributes such as class
+        return " ".join(value)
+    return (value or "").strip()
+
+
+def _element_urls(element: Tag, attribute: str | None) -> Iterator[str]:
+    names = (attribute,) if attribute else DEFAULT_ATTRIBUTES
+    for name in names:
+        value = _attr(element, name)
+        if not value:
+            continue
+        if name.endswith("srcset"):
+            best = largest_srcset_candidate(value)
+            if best:
+                yield best
+        else:
+            yield value
+
+
+def parse_srcset(value: str) -> list[tuple[str, str | None]]:
+    """Split a ``srcset`` into ``(url, descriptor)`` pairs (WHATWG parsing, simplified).
+
+    URLs may contain commas (``w_300,h_200`` image-CDN paths); a comma only separates
+    candidates when it follows whitespace after the URL or ends the URL.
+    """
+    candidates: list[tuple[str, str | None]] = []
+    pos, length = 0, len(value)
+    while pos < length:
+        while pos < length and (value[pos].isspace() or value[pos] == ","):
+            pos += 1
+        start = pos
+        while pos < length and not value[pos].isspace():
+            pos += 1
+        url = value[start:pos]
+        if not url:
+            break
+        if url.endswith(","):
+            candidates.append((url.rstrip(","), None))
+            continue
+        start = pos
+        depth = 0
+        while pos < length and (value[pos] != "," or depth):
+            depth += {"(": 1, ")": -1}.get(value[pos], 0)
+            pos += 1
+        descriptor = value[start:pos].strip()
+        candidates.append((url, descriptor or None))
+    return candidates
+
+
+def largest_srcset_candidate(value: str) -> str | None:
+    """The srcset URL with the largest width (``w``), else the largest density (``x``)."""
+    widths: list[tuple[float, str]] = []
+    densities: list[tuple[float, str]] = []
+    for url, descriptor in parse_srcset(value):
+        token = (descriptor or "1x").split()[0].lower()
+        try:
+            number = float(token[:-1])
+        except ValueError:
+            continue
+        if token.endswith("w"):
+            widths.append((number, url))
+        elif token.endswith("x"):
+            densities.append((number, url))
+    for group in (widths, densities):
+        if group:
+            # max() keeps the first of equal candidates: the page's own preference.
+            return max(group, key=lambda item: item[0])[1]
+    return None
+
+
+def _meta_urls(soup: BeautifulSoup, keys: frozenset[str]) -> Iterator[str]:
+    for meta in soup.find_all("meta"):
+        if not isinstance(meta, Tag):
+            continue
+        key = (_attr(meta, "property") or _attr(meta, "name")).lower()
+        if key in keys:
+            content = _attr(meta, "content")
+            if content:
+                yield content
+
+
+def _json_ld_urls(soup: BeautifulSoup) -> list[str]:
+    artist_first: list[str] = []
+    others: list[str] = []
+    for script in soup.find_all("script"):
+        if not isinstance(script, Tag):
+            continue
+        kind = _attr(script, "type").split(";")[0].strip().lower()
+        if kind != "application/ld+json":
+            continue
+        try:
+            data = json.loads(script.get_text(), strict=False)
+        except (ValueError, RecursionError):
+            continue  # broken JSON-LD is common; the page may still have other candidates
+        for node in _json_ld_nodes(data):
+            images = list(_json_ld_images(node.get("image")))
+            types = node.get("@type")
+            type_names = types if isinstance(types, list) else [types]
+            is_artist = any(str(t).lower() in _ARTIST_TYPES for t in type_names)
+            (artist_first if is_artist else others).extend(images)
+    return artist_first + others
+
+
+def _json_ld_nodes(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """Every JSON-LD object, depth first (``@graph`` members and nested entities too)."""
+    if depth > 20:
+        return
+    if isinstance(data, list):
+        for item in data:
+            yield from _json_ld_nodes(item, depth + 1)
+    elif isinstance(data, dict):
+        yield data
+        for key, value in data.items():
+            if key != "image" and isinstance(value, dict | list):
+                yield from _json_ld_nodes(value, depth + 1)
+
+
+def _json_ld_images(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_ld_images(item)
+    elif isinstance(value, dict):
+        for key in ("contentUrl", "url"):
+            if isinstance(value.get(key), str):
+                yield value[key]
