@@ -1,0 +1,156 @@
+"""SQLAlchemy models of the catalog: the main API's ``artists`` and the two tables we own.
+
+Two metadata collections on purpose:
+
+- :class:`Base` holds ``artist_images`` and ``artist_scrape_state``: this service owns
+  them and creates them with its Alembic migrations.
+- :class:`ExternalBase` holds ``artists``: the main API owns it. We only read it, so our
+  migrations never create or alter it in production; the demo and tests create it with
+  :func:`podpod_scraping.storage.catalog.repository.create_artists_table`.
+
+``artist_images.artist_id`` has no foreign key to ``artists``: we do not own that table,
+and a constraint on it would couple the main API's deletes and migrations to ours. An
+artist removed from the catalog simply stops being selected (every query joins from
+``artists``); its history rows stay for audit.
+
+The same models run on Postgres (production) and SQLite (embedded default), so types
+are portable: ``BIGINT`` ids become ``INTEGER`` on SQLite (its only auto-increment
+type) and timestamps go through :class:`UTCDateTime`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: BIGINT on Postgres; INTEGER on SQLite, where only ``INTEGER PRIMARY KEY`` auto-increments.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A ``timestamptz`` that is always a timezone-aware UTC ``datetime`` in Python.
+
+    Naive datetimes are refused on the way in (they are a bug: whose local time?).
+    SQLite has no time zones and stores what it is given as text, so values are
+    converted to UTC and stored naive there, and read back as UTC. Postgres returns
+    the session's zone; values are normalised to UTC so both backends compare equal.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: catalog timestamps must be aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class ExternalBase(DeclarativeBase):
+    """Tables owned by the main API: never in this service's migrations."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(DeclarativeBase):
+    """Tables owned by this service: created and evolved by its Alembic migrations."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ArtistRow(ExternalBase):
+    """The main API's artist catalog (read-only for us)."""
+
+    __tablename__ = "artists"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    created_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, server_default=sa.func.current_timestamp()
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, server_default=sa.func.current_timestamp()
+    )
+
+
+class ArtistImageRow(Base):
+    """Every image ever published for an artist; ``is_current`` marks the one served.
+
+    ``(artist_id, sha256)`` is unique so a rerun that finds the same image reuses its row,
+    and a partial unique index allows at most one current row per artist.
+    """
+
+    __tablename__ = "artist_images"
+
+    id: Mapped[int] = mapped_column(BigId, sa.Identity(), primary_key=True)
+    artist_id: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    object_name: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    object_uri: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    public_url: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(sa.CHAR(64), nullable=False)
+    width: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    height: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    content_type: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    byte_size: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    source_name: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    source_page_url: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    source_image_url: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    license: Mapped[str | None] = mapped_column(sa.Text)
+    attribution: Mapped[str | None] = mapped_column(sa.Text)
+    scraped_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    is_current: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, server_default=sa.false())
+
+    __table_args__ = (
+        sa.UniqueConstraint("artist_id", "sha256"),
+        sa.Index(
+            "uq_artist_images_one_current",
+            "artist_id",
+            unique=True,
+            postgresql_where=sa.text("is_current"),
+            sqlite_where=sa.text("is_current"),
+        ),
+        sa.Index("ix_artist_images_is_current_scraped_at", "is_current", "scraped_at"),
+    )
+
+
+class ArtistScrapeStateRow(Base):
+    """The last attempt per artist: outcome, failure backoff and the source's validators."""
+
+    __tablename__ = "artist_scrape_state"
+
+    artist_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_outcome: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    last_reason: Mapped[str | None] = mapped_column(sa.Text)
+    consecutive_failures: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, server_default=sa.text("0")
+    )
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source_image_url: Mapped[str | None] = mapped_column(sa.Text)
+    source_etag: Mapped[str | None] = mapped_column(sa.Text)
+    source_last_modified: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.Index("ix_artist_scrape_state_next_attempt_at", "next_attempt_at"),)

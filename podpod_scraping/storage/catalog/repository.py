@@ -1,0 +1,588 @@
+"""Reads and writes of the catalog: artists (read-only), published images, scrape state.
+
+One code path for Postgres (production) and SQLite (embedded default): portable Core
+statements, with the dialect's own ``INSERT .. ON CONFLICT`` where an upsert is needed.
+Artist ids are ``BIGINT`` in the database and ``str`` everywhere else (they are Dagster
+partition keys); a key that is not the canonical decimal form of an id is never found.
+
+Per-artist writes first upsert the artist's ``artist_scrape_state`` row. On Postgres that
+row lock serialises concurrent writers of the same artist (two runs, a retry), so the
+"unset the old current image, then set the new one" switch can never trip the partial
+unique index or leave two current images; SQLite serialises all writers anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from podpod_scraping.core.backoff import BackoffPolicy
+from podpod_scraping.core.outcomes import Artist, Outcome
+from podpod_scraping.storage.catalog.models import (
+    ArtistImageRow,
+    ArtistRow,
+    ArtistScrapeStateRow,
+    ExternalBase,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+T = TypeVar("T")
+#: Rows and selects of any shape (SQLAlchemy 2.1 types them by their column tuple).
+AnyRow = sa.Row[*tuple[Any, ...]]
+AnySelect = sa.Select[*tuple[Any, ...]]
+
+#: Ids per ``IN (...)`` list: well under SQLite's bound-parameter limit.
+_CHUNK = 1000
+_BIGINT_MAX = 2**63 - 1
+_SUCCESS_OUTCOMES = (Outcome.FOUND.value, Outcome.UNCHANGED.value)
+
+CATEGORY_CURRENT = "current image"
+CATEGORY_STALE = "stale"
+CATEGORY_NEVER_FOUND = "never found"
+CATEGORY_NEVER_ATTEMPTED = "never attempted"
+FAILED_PREFIX = "failed: "
+FIXED_CATEGORIES = (
+    CATEGORY_CURRENT,
+    CATEGORY_STALE,
+    CATEGORY_NEVER_ATTEMPTED,
+    CATEGORY_NEVER_FOUND,
+)
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for a catalog URL; the one place where URLs are normalised.
+
+    ``postgresql://`` and ``postgres://`` mean psycopg2 here: SQLAlchemy 2.1 maps the bare
+    scheme to psycopg 3, which is not installed (dagster-postgres needs psycopg2).
+    Postgres connections are pre-pinged (a failover must not fail a run); SQLite waits up
+    to 30 s for a writer in another process instead of failing with "database is locked".
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    options: dict[str, Any] = {}
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        options["pool_pre_ping"] = True
+    elif backend == "sqlite":
+        options["connect_args"] = {"timeout": 30}
+    options.update(kwargs)
+    return sa.create_engine(parsed, **options)
+
+
+def create_artists_table(engine: Engine) -> None:
+    """Create the main API's ``artists`` table if missing: demo and tests only.
+
+    Production never calls this: the main API owns the table and its migrations.
+    """
+    ExternalBase.metadata.create_all(engine, checkfirst=True)
+
+
+def insert_artists(engine: Engine, artists: Iterable[tuple[int | str, str]]) -> None:
+    """Upsert ``(id, name)`` rows into ``artists``: demo and tests only."""
+    now = datetime.now(UTC)
+    rows = [
+        {"id": int(artist_id), "name": name, "created_at": now, "updated_at": now}
+        for artist_id, name in artists
+    ]
+    if not rows:
+        return
+    with engine.begin() as connection:
+        statement = _insert(connection, ArtistRow)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[ArtistRow.id],
+                set_={"name": statement.excluded.name, "updated_at": statement.excluded.updated_at},
+            ),
+            rows,
+        )
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A published image (object already written) to record as the artist's current one."""
+
+    artist_id: str
+    object_name: str
+    object_uri: str
+    public_url: str
+    sha256: str
+    width: int
+    height: int
+    content_type: str
+    byte_size: int
+    source_name: str
+    source_page_url: str
+    source_image_url: str
+    license: str | None
+    attribution: str | None
+    scraped_at: datetime
+    source_etag: str | None = None
+    source_last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class CurrentImage:
+    """The image the main API serves for an artist (its ``is_current`` row)."""
+
+    id: int
+    artist_id: str
+    object_name: str
+    object_uri: str
+    public_url: str
+    sha256: str
+    width: int
+    height: int
+    content_type: str
+    byte_size: int
+    source_name: str
+    source_page_url: str
+    source_image_url: str
+    license: str | None
+    attribution: str | None
+    scraped_at: datetime
+
+
+@dataclass(frozen=True)
+class ScrapeState:
+    """The last attempt for an artist, its failure backoff and the source's validators."""
+
+    artist_id: str
+    last_attempt_at: datetime
+    last_outcome: Outcome
+    last_reason: str | None
+    consecutive_failures: int
+    next_attempt_at: datetime | None
+    last_success_at: datetime | None
+    source_image_url: str | None
+    source_etag: str | None
+    source_last_modified: str | None
+
+    def in_backoff(self, now: datetime) -> bool:
+        """True while a failed artist must not be tried again."""
+        return self.next_attempt_at is not None and self.next_attempt_at > now
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What :meth:`CatalogRepository.record_image` changed."""
+
+    image_id: int
+    created: bool  # a new history row was inserted
+    switched: bool  # the artist's current image changed
+
+
+def _db_id(key: str) -> int | None:
+    """The database id of a partition key, or None when no artist can have it."""
+    if not key.isascii() or not key.isdigit():
+        return None
+    value = int(key)
+    if str(value) != key or value > _BIGINT_MAX:
+        return None
+    return value
+
+
+def _require_db_id(key: str) -> int:
+    value = _db_id(key)
+    if value is None:
+        raise ValueError(f"artist id {key!r} is not a catalog id (a canonical positive integer)")
+    return value
+
+
+def _db_ids(keys: Collection[str]) -> list[int]:
+    return sorted({value for key in keys if (value := _db_id(str(key))) is not None})
+
+
+def _chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    """The dialect's INSERT with ``on_conflict_do_update`` / ``on_conflict_do_nothing``."""
+    name = connection.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(
+        f"catalog upserts are implemented for postgresql and sqlite, not {name}"
+    )
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {value!r}")
+    return value.astimezone(UTC)
+
+
+_IMAGE_COLUMNS = (
+    ArtistImageRow.id,
+    ArtistImageRow.artist_id,
+    ArtistImageRow.object_name,
+    ArtistImageRow.object_uri,
+    ArtistImageRow.public_url,
+    ArtistImageRow.sha256,
+    ArtistImageRow.width,
+    ArtistImageRow.height,
+    ArtistImageRow.content_type,
+    ArtistImageRow.byte_size,
+    ArtistImageRow.source_name,
+    ArtistImageRow.source_page_url,
+    ArtistImageRow.source_image_url,
+    ArtistImageRow.license,
+    ArtistImageRow.attribution,
+    ArtistImageRow.scraped_at,
+)
+
+_STATE_COLUMNS = (
+    ArtistScrapeStateRow.artist_id,
+    ArtistScrapeStateRow.last_attempt_at,
+    ArtistScrapeStateRow.last_outcome,
+    ArtistScrapeStateRow.last_reason,
+    ArtistScrapeStateRow.consecutive_failures,
+    ArtistScrapeStateRow.next_attempt_at,
+    ArtistScrapeStateRow.last_success_at,
+    ArtistScrapeStateRow.source_image_url,
+    ArtistScrapeStateRow.source_etag,
+    ArtistScrapeStateRow.source_last_modified,
+)
+
+
+def _current_image(row: AnyRow) -> CurrentImage:
+    values = dict(row._mapping)
+    values["artist_id"] = str(values["artist_id"])
+    return CurrentImage(**values)
+
+
+def _scrape_state(row: AnyRow) -> ScrapeState:
+    values = dict(row._mapping)
+    values["artist_id"] = str(values["artist_id"])
+    values["last_outcome"] = Outcome(values["last_outcome"])
+    return ScrapeState(**values)
+
+
+class CatalogRepository:
+    """The catalog as the scraping service sees it. Thread-safe (one engine, short transactions)."""
+
+    def __init__(self, engine: Engine, *, backoff: BackoffPolicy = BackoffPolicy()) -> None:  # noqa: B008 — frozen, immutable default
+        self.engine = engine
+        self.backoff = backoff
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _read_by_ids(
+        self,
+        ids: Collection[str],
+        query: Callable[[Sequence[int]], AnySelect],
+    ) -> list[AnyRow]:
+        rows: list[AnyRow] = []
+        with self.engine.connect() as connection:
+            for chunk in _chunks(_db_ids(ids)):
+                rows.extend(connection.execute(query(chunk)).all())
+        return rows
+
+    def artists(self, ids: Collection[str]) -> dict[str, Artist]:
+        """The catalog artists among ``ids``; unknown or malformed ids are absent."""
+        rows = self._read_by_ids(
+            ids,
+            lambda chunk: sa.select(ArtistRow.id, ArtistRow.name).where(ArtistRow.id.in_(chunk)),
+        )
+        return {str(row.id): Artist(id=str(row.id), name=row.name) for row in rows}
+
+    def all_artist_ids(self) -> list[str]:
+        with self.engine.connect() as connection:
+            ids = connection.execute(sa.select(ArtistRow.id).order_by(ArtistRow.id)).scalars()
+            return [str(value) for value in ids]
+
+    def current_images(self, ids: Collection[str]) -> dict[str, CurrentImage]:
+        rows = self._read_by_ids(
+            ids,
+            lambda chunk: sa.select(*_IMAGE_COLUMNS).where(
+                ArtistImageRow.artist_id.in_(chunk), ArtistImageRow.is_current
+            ),
+        )
+        return {str(row.artist_id): _current_image(row) for row in rows}
+
+    def scrape_states(self, ids: Collection[str]) -> dict[str, ScrapeState]:
+        rows = self._read_by_ids(
+            ids,
+            lambda chunk: sa.select(*_STATE_COLUMNS).where(
+                ArtistScrapeStateRow.artist_id.in_(chunk)
+            ),
+        )
+        return {str(row.artist_id): _scrape_state(row) for row in rows}
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _upsert_state(self, connection: Connection, values: dict[str, Any]) -> None:
+        """Insert or overwrite the given state columns; takes the artist's row lock."""
+        statement = _insert(connection, ArtistScrapeStateRow).values(values)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[ArtistScrapeStateRow.artist_id],
+                set_={key: statement.excluded[key] for key in values if key != "artist_id"},
+            )
+        )
+
+    def record_image(
+        self, record: ImageRecord, *, attempted_at: datetime, reason: str | None = None
+    ) -> RecordOutcome:
+        """Record a published image as the artist's only current one, in one transaction.
+
+        The same image (same sha256) found again reuses its history row and just
+        refreshes ``scraped_at``: a rerun never duplicates and never switches.
+        """
+        artist_id = _require_db_id(record.artist_id)
+        attempted_at = _aware(attempted_at, "attempted_at")
+        with self.engine.begin() as connection:
+            self._upsert_state(
+                connection,
+                {
+                    "artist_id": artist_id,
+                    "last_attempt_at": attempted_at,
+                    "last_outcome": Outcome.FOUND.value,
+                    "last_reason": reason
+                    or f"image {record.sha256[:12]} from {record.source_name}",
+                    "consecutive_failures": 0,
+                    "next_attempt_at": None,
+                    "last_success_at": attempted_at,
+                    "source_image_url": record.source_image_url,
+                    "source_etag": record.source_etag,
+                    "source_last_modified": record.source_last_modified,
+                },
+            )
+            inserted = connection.execute(
+                _insert(connection, ArtistImageRow)
+                .values(
+                    artist_id=artist_id,
+                    object_name=record.object_name,
+                    object_uri=record.object_uri,
+                    public_url=record.public_url,
+                    sha256=record.sha256,
+                    width=record.width,
+                    height=record.height,
+                    content_type=record.content_type,
+                    byte_size=record.byte_size,
+                    source_name=record.source_name,
+                    source_page_url=record.source_page_url,
+                    source_image_url=record.source_image_url,
+                    license=record.license,
+                    attribution=record.attribution,
+                    scraped_at=record.scraped_at,
+                    created_at=datetime.now(UTC),
+                    is_current=False,
+                )
+                .on_conflict_do_nothing(
+                    index_elements=[ArtistImageRow.artist_id, ArtistImageRow.sha256]
+                )
+                .returning(ArtistImageRow.id)
+            ).scalar_one_or_none()
+            created = inserted is not None
+            if inserted is None:
+                image_id = connection.execute(
+                    sa.update(ArtistImageRow)
+                    .where(
+                        ArtistImageRow.artist_id == artist_id,
+                        ArtistImageRow.sha256 == record.sha256,
+                    )
+                    .values(scraped_at=record.scraped_at)
+                    .returning(ArtistImageRow.id)
+                ).scalar_one()
+            else:
+                image_id = inserted
+            current_id = connection.execute(
+                sa.select(ArtistImageRow.id).where(
+                    ArtistImageRow.artist_id == artist_id, ArtistImageRow.is_current
+                )
+            ).scalar_one_or_none()
+            switched = current_id != image_id
+            if switched:
+                # Unset first: the partial unique index is checked row by row.
+                connection.execute(
+                    sa.update(ArtistImageRow)
+                    .where(ArtistImageRow.artist_id == artist_id, ArtistImageRow.is_current)
+                    .values(is_current=False)
+                )
+                connection.execute(
+                    sa.update(ArtistImageRow)
+                    .where(ArtistImageRow.id == image_id)
+                    .values(is_current=True)
+                )
+        return RecordOutcome(image_id=image_id, created=created, switched=switched)
+
+    def record_unchanged(self, artist_id: str, *, attempted_at: datetime, reason: str) -> None:
+        """A successful check that found nothing new (e.g. HTTP 304): the image is current.
+
+        Resets the failure count and refreshes the current image's ``scraped_at`` (it was
+        just verified) so the artist stops being stale. Validators are kept.
+        """
+        db_id = _require_db_id(artist_id)
+        attempted_at = _aware(attempted_at, "attempted_at")
+        with self.engine.begin() as connection:
+            self._upsert_state(
+                connection,
+                {
+                    "artist_id": db_id,
+                    "last_attempt_at": attempted_at,
+                    "last_outcome": Outcome.UNCHANGED.value,
+                    "last_reason": reason,
+                    "consecutive_failures": 0,
+                    "next_attempt_at": None,
+                    "last_success_at": attempted_at,
+                },
+            )
+            connection.execute(
+                sa.update(ArtistImageRow)
+                .where(ArtistImageRow.artist_id == db_id, ArtistImageRow.is_current)
+                .values(scraped_at=attempted_at)
+            )
+
+    def record_failure(
+        self, artist_id: str, outcome: Outcome, reason: str, *, attempted_at: datetime
+    ) -> ScrapeState:
+        """Record a failed attempt and schedule the next one; images are never touched."""
+        if outcome.is_success:
+            raise ValueError(f"{outcome.value!r} is a success, not a failure")
+        db_id = _require_db_id(artist_id)
+        attempted_at = _aware(attempted_at, "attempted_at")
+        state = ArtistScrapeStateRow
+        with self.engine.begin() as connection:
+            statement = _insert(connection, state).values(
+                artist_id=db_id,
+                last_attempt_at=attempted_at,
+                last_outcome=outcome.value,
+                last_reason=reason,
+                consecutive_failures=1,
+            )
+            failures = connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[state.artist_id],
+                    set_={
+                        "last_attempt_at": statement.excluded.last_attempt_at,
+                        "last_outcome": statement.excluded.last_outcome,
+                        "last_reason": statement.excluded.last_reason,
+                        "consecutive_failures": state.consecutive_failures + 1,
+                    },
+                ).returning(state.consecutive_failures)
+            ).scalar_one()
+            row = connection.execute(
+                sa.update(state)
+                .where(state.artist_id == db_id)
+                .values(next_attempt_at=attempted_at + self.backoff.delay(failures))
+                .returning(*_STATE_COLUMNS)
+            ).one()
+        return _scrape_state(row)
+
+    # -- selections and reports ----------------------------------------------------------
+
+    @staticmethod
+    def _catalog_join() -> AnySelect:
+        """Every catalog artist with its current image and scrape state (both optional)."""
+        return (
+            sa.select()
+            .select_from(ArtistRow)
+            .outerjoin(
+                ArtistImageRow,
+                sa.and_(ArtistImageRow.artist_id == ArtistRow.id, ArtistImageRow.is_current),
+            )
+            .outerjoin(ArtistScrapeStateRow, ArtistScrapeStateRow.artist_id == ArtistRow.id)
+        )
+
+    def stale_artist_ids(
+        self, *, now: datetime, max_age: timedelta, limit: int | None = None
+    ) -> list[str]:
+        """Catalog artists due for a scrape, ordered by id.
+
+        Due = outside any failure backoff (``next_attempt_at`` NULL or passed) AND either
+        without a current image (never attempted, or failed) or with one scraped more
+        than ``max_age`` ago. An artist with a fresh current image is never due, even if
+        a later refresh failed: it has a good image and it is not stale yet.
+        """
+        now = _aware(now, "now")
+        query = (
+            self._catalog_join()
+            .add_columns(ArtistRow.id)
+            .where(
+                sa.or_(
+                    ArtistScrapeStateRow.next_attempt_at.is_(None),
+                    ArtistScrapeStateRow.next_attempt_at <= now,
+                ),
+                sa.or_(
+                    ArtistImageRow.id.is_(None),
+                    ArtistImageRow.scraped_at < now - max_age,
+                ),
+            )
+            .order_by(ArtistRow.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:
+            return [str(value) for value in connection.execute(query).scalars()]
+
+    def never_attempted_artist_ids(self) -> list[str]:
+        """Catalog artists without any scrape state (new to this service), ordered by id."""
+        query = (
+            sa.select(ArtistRow.id)
+            .outerjoin(ArtistScrapeStateRow, ArtistScrapeStateRow.artist_id == ArtistRow.id)
+            .where(ArtistScrapeStateRow.artist_id.is_(None))
+            .order_by(ArtistRow.id)
+        )
+        with self.engine.connect() as connection:
+            return [str(value) for value in connection.execute(query).scalars()]
+
+    def coverage(self, *, now: datetime, max_age: timedelta) -> pd.DataFrame:
+        """Artists per category; the categories partition the catalog (counts sum to it).
+
+        - ``current image``: a current image scraped within ``max_age``;
+        - ``stale``: a current image older than that;
+        - ``never attempted``: no image and no attempt yet;
+        - ``failed: <outcome>``: no image, and the last attempt failed with that outcome;
+        - ``never found``: no image although the last attempt succeeded (only if an image
+          row was removed by hand; normally 0).
+
+        The four fixed categories are always present (0 when empty), failures only when
+        they occur, most frequent first.
+        """
+        now = _aware(now, "now")
+        state = ArtistScrapeStateRow
+        category = sa.case(
+            (
+                sa.and_(ArtistImageRow.id.is_not(None), ArtistImageRow.scraped_at >= now - max_age),
+                sa.literal(CATEGORY_CURRENT),
+            ),
+            (ArtistImageRow.id.is_not(None), sa.literal(CATEGORY_STALE)),
+            (state.artist_id.is_(None), sa.literal(CATEGORY_NEVER_ATTEMPTED)),
+            (
+                state.last_outcome.not_in(_SUCCESS_OUTCOMES),
+                sa.literal(FAILED_PREFIX) + state.last_outcome,
+            ),
+            else_=sa.literal(CATEGORY_NEVER_FOUND),
+        ).label("category")
+        per_artist = self._catalog_join().add_columns(category).subquery()
+        query = sa.select(per_artist.c.category, sa.func.count().label("artists")).group_by(
+            per_artist.c.category
+        )
+        with self.engine.connect() as connection:
+            counts = {str(row.category): int(row.artists) for row in connection.execute(query)}
+        failures = sorted(
+            ((name, count) for name, count in counts.items() if name not in FIXED_CATEGORIES),
+            key=lambda item: (-item[1], item[0]),
+        )
+        rows = [(name, counts.get(name, 0)) for name in FIXED_CATEGORIES] + failures
+        import pandas as pd  # deferred: pandas costs seconds of import in every run worker
+
+        return pd.DataFrame(
+            {
+                "category": pd.Series([name for name, _ in rows], dtype="object"),
+                "artists": pd.Series([count for _, count in rows], dtype="int64"),
+            }
+        )
