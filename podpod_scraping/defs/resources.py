@@ -1,0 +1,97 @@
+"""Dagster resources: the catalog database, the object store and the scraper.
+
+Each is configured by ``dg.EnvVar`` in ``definitions.py`` (never read at import time) and
+hands the plain-Python layers what they need, created once per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dagster as dg
+from pydantic import Field
+
+from podpod_scraping.core.config import ScraperConfig, load_scraper_config
+from podpod_scraping.core.fetching import Fetcher
+from podpod_scraping.core.scraper import ArtistImageScraper
+from podpod_scraping.storage.catalog.repository import CatalogRepository, make_engine
+from podpod_scraping.storage.objects import GCSObjectStore, LocalObjectStore, ObjectStore
+
+
+@cache
+def _repository(url: str) -> CatalogRepository:
+    # One engine (and connection pool) per database URL per process.
+    return CatalogRepository(make_engine(url))
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The catalog database: the main API's ``artists`` table and the tables we own."""
+
+    url: str = Field(
+        description=(
+            "SQLAlchemy URL of the catalog, e.g. postgresql+psycopg2://user@host/db "
+            "(production) or sqlite:///path/catalog.db (embedded default)."
+        )
+    )
+
+    stale_after_days: int = Field(
+        default=30, description="A current image older than this many days is stale."
+    )
+
+    def repository(self) -> CatalogRepository:
+        return _repository(self.url)
+
+
+class ObjectStoreResource(dg.ConfigurableResource):
+    """Where image objects live: a GCS bucket in production, a local folder by default."""
+
+    url: str = Field(
+        description="gs://<bucket> for Google Cloud Storage, or a local directory path.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="Base of public URLs (a CDN in front of the bucket); defaults per backend.",
+    )
+    gcs_project: str | None = Field(
+        default=None, description="GCP project of the bucket (default: the credentials' project)."
+    )
+
+    def store(self) -> ObjectStore:
+        parsed = urlparse(self.url)
+        if parsed.scheme == "gs":
+            if not parsed.netloc or parsed.path not in ("", "/"):
+                raise ValueError(f"object store URL must be gs://<bucket>, got {self.url!r}")
+            kwargs = {"public_base_url": self.public_base_url} if self.public_base_url else {}
+            # Deferred: dagster_gcp imports BigQuery & co. (seconds), only GCS runs need it.
+            from dagster_gcp import GCSResource
+
+            client = GCSResource(project=self.gcs_project).get_client()
+            return GCSObjectStore(parsed.netloc, client=client, **kwargs)
+        if parsed.scheme in ("", "file"):
+            root = Path(parsed.path if parsed.scheme == "file" else self.url).expanduser()
+            return LocalObjectStore(root, public_base_url=self.public_base_url)
+        raise ValueError(f"unsupported object store URL {self.url!r}: use gs://bucket or a path")
+
+
+class ScraperResource(dg.ConfigurableResource):
+    """The configured sources, fetch policy and image policy (one YAML file)."""
+
+    config_path: str = Field(description="Path of the scraper YAML file (sources, fetch, images).")
+    max_workers: int = Field(
+        default=8,
+        description="Artists scraped concurrently within one run (per-host limits still apply).",
+    )
+
+    def load_config(self) -> ScraperConfig:
+        return load_scraper_config(self.config_path)
+
+    @contextmanager
+    def scraper(self) -> Iterator[tuple[ArtistImageScraper, ScraperConfig]]:
+        """A scraper with a fresh fetcher (robots and rate-limit state) for one run."""
+        config = self.load_config()
+        with Fetcher(config.fetch) as fetcher:
+            yield ArtistImageScraper(config.sources, fetcher, config.images), config

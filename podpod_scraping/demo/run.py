@@ -1,0 +1,192 @@
+"""The embedded default, end to end: demo site → local catalog → Dagster CLI → local images.
+
+No server to install, no credentials, no internet: the catalog is a SQLite file, the object
+store a local folder, Dagster's storage a local DAGSTER_HOME, and the "web" is the bundled
+demo site on 127.0.0.1. The same code paths as production run; only endpoints differ.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+from podpod_scraping.demo.site import DEMO_ARTISTS, DemoSite, demo_sources_yaml
+from podpod_scraping.storage.catalog.migrate import upgrade
+from podpod_scraping.storage.catalog.repository import (
+    CatalogRepository,
+    create_artists_table,
+    insert_artists,
+    make_engine,
+)
+
+DEFAULT_PORT = 8765
+ASSETS = "artist_source_image,artist_image"
+
+DAGSTER_YAML = """\
+# Embedded default: Dagster's SQLite storage under this folder. See the repo's dagster.yaml
+# for production (Postgres storage, queued runs).
+telemetry:
+  enabled: false
+"""
+
+
+def demo_paths(workdir: Path) -> dict[str, Path]:
+    return {
+        "dagster_home": workdir / "dagster_home",
+        "catalog": workdir / "catalog.db",
+        "images": workdir / "images",
+        "config": workdir / "scraper.yaml",
+    }
+
+
+def write_scraper_config(path: Path, base_url: str, port: int) -> None:
+    """The demo's scraper config: the bundled site's sources, loopback explicitly allowed."""
+    config = yaml.safe_load(demo_sources_yaml(base_url))
+    config["fetch"] = {
+        # Private addresses are refused by default; the demo site is the one exception.
+        "allowed_private_hosts": [f"127.0.0.1:{port}"],
+        "per_host_concurrency": 4,
+        "per_host_min_interval": 0.0,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def demo_environment(workdir: Path) -> dict[str, str]:
+    """The environment variables that point the code location at the embedded default."""
+    paths = demo_paths(workdir)
+    return {
+        "DAGSTER_HOME": str(paths["dagster_home"].resolve()),
+        "PODPOD_CATALOG_URL": f"sqlite:///{paths['catalog'].resolve()}",
+        "PODPOD_OBJECT_STORE_URL": str(paths["images"].resolve()),
+        "PODPOD_SCRAPER_CONFIG": str(paths["config"].resolve()),
+    }
+
+
+def prepare(workdir: Path, base_url: str, port: int) -> dict[str, str]:
+    """Create (or re-use) the DAGSTER_HOME, catalog and config of the embedded default."""
+    paths = demo_paths(workdir)
+    paths["dagster_home"].mkdir(parents=True, exist_ok=True)
+    paths["images"].mkdir(parents=True, exist_ok=True)
+    (paths["dagster_home"] / "dagster.yaml").write_text(DAGSTER_YAML, encoding="utf-8")
+    write_scraper_config(paths["config"], base_url, port)
+    env = demo_environment(workdir)
+    with (workdir / "demo.env").open("w", encoding="utf-8") as file:
+        file.writelines(f"{key}={value}\n" for key, value in env.items())
+    url = env["PODPOD_CATALOG_URL"]
+    upgrade(url)
+    engine = make_engine(url)
+    create_artists_table(engine)
+    insert_artists(engine, [(artist.id, artist.name) for artist in DEMO_ARTISTS])
+    engine.dispose()
+    return env
+
+
+def sync_partitions(env: dict[str, str]) -> list[str]:
+    """Add every catalog artist as a partition (what the catalog sensor does in production)."""
+    from dagster import DagsterInstance
+
+    from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
+
+    engine = make_engine(env["PODPOD_CATALOG_URL"])
+    ids = CatalogRepository(engine).all_artist_ids()
+    engine.dispose()
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    try:
+        with DagsterInstance.get() as instance:
+            existing = set(instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
+            missing = [key for key in ids if key not in existing]
+            if missing:
+                instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, missing)
+            return list(instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+def dagster_cli() -> str:
+    found = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which(
+        "dagster"
+    )
+    if found is None:
+        raise RuntimeError("the dagster CLI is not installed in this environment")
+    return found
+
+
+def materialize(env: dict[str, str], partition_keys: list[str]) -> None:
+    """Run the real ``dagster asset materialize`` CLI: one run over every artist partition."""
+    full_env = os.environ | env
+    base = [dagster_cli(), "asset", "materialize", "-m", "podpod_scraping.definitions"]
+    commands = [
+        [
+            *base,
+            "--select",
+            ASSETS,
+            "--partition-range",
+            f"{partition_keys[0]}...{partition_keys[-1]}",
+        ],
+        [*base, "--select", "artist_image_coverage"],
+    ]
+    for command in commands:
+        print("$", " ".join(command), flush=True)
+        subprocess.run(command, env=full_env, check=True)
+
+
+def summary(env: dict[str, str]) -> str:
+    """A per-artist table: artist, outcome, image size, object URI."""
+    engine = make_engine(env["PODPOD_CATALOG_URL"])
+    repository = CatalogRepository(engine)
+    ids = repository.all_artist_ids()
+    artists = repository.artists(ids)
+    current = repository.current_images(ids)
+    states = repository.scrape_states(ids)
+    engine.dispose()
+    rows = []
+    for key in ids:
+        image = current.get(key)
+        state = states.get(key)
+        rows.append(
+            [
+                key,
+                artists[key].name,
+                state.last_outcome if state else "never attempted",
+                f"{image.width}x{image.height}, {image.byte_size:,} B" if image else "-",
+                image.object_uri if image else (state.last_reason if state else "-"),
+            ]
+        )
+    return tabulate(rows, headers=["id", "artist", "outcome", "image", "object URI / reason"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the pipeline on the embedded default.")
+    parser.add_argument("--dir", default=".demo", help="working folder (default: .demo)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="demo site port")
+    args = parser.parse_args(argv)
+    workdir = Path(args.dir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    with DemoSite(port=args.port) as site:
+        env = prepare(workdir, site.base_url, site.port)
+        keys = sync_partitions(env)
+        print(f"demo site {site.base_url}; {len(keys)} artist partitions", flush=True)
+        materialize(env, keys)
+    print()
+    print(summary(env))
+    images = demo_paths(workdir)["images"] / "artists"
+    count = sum(1 for p in images.rglob("*") if p.is_file() and not p.name.endswith(".json"))
+    print(f"\n{count} published image file(s) under {images}")
+    print(f"Open the UI on the same setup: set -a; . {workdir / 'demo.env'}; uv run dagster dev")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""A real pipeline for Dagster-layer tests: Postgres catalog, GCS emulator, HTTP site."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import yaml
+from google.cloud import storage
+from PIL import Image, ImageDraw
+from sqlalchemy import text
+
+from podpod_scraping.defs.assets import artist_image, artist_source_image
+from podpod_scraping.defs.io_managers import CatalogIOManager, SourceImageIOManager
+from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
+from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
+from podpod_scraping.demo.site import FixtureServer
+from podpod_scraping.storage.catalog.repository import (
+    CatalogRepository,
+    insert_artists,
+    make_engine,
+)
+
+
+def make_jpeg(seed: int, size: tuple[int, int] = (400, 300)) -> bytes:
+    """A deterministic photo-like JPEG (a gradient with shapes, never a flat placeholder)."""
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    for x in range(size[0]):
+        shade = (x * 255) // size[0]
+        draw.line(
+            [(x, 0), (x, size[1])], fill=((shade + seed * 40) % 256, (seed * 70) % 256, 255 - shade)
+        )
+    draw.ellipse(
+        [size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2], fill=((seed * 90) % 256, 30, 60)
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@dataclass
+class Pipeline:
+    """The production path on real services, driven in-process."""
+
+    instance: dg.DagsterInstance
+    resources: dict[str, Any]
+    catalog_url: str
+    bucket: storage.Bucket
+    site: FixtureServer
+    config_path: Path
+    versions: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def repository(self) -> CatalogRepository:
+        return CatalogRepository(make_engine(self.catalog_url))
+
+    def add_artist(
+        self, artist_id: int, name: str, *, image: bytes | None = None, page_status: int = 200
+    ) -> None:
+        """Put an artist in the catalog and its page (and image) on the site."""
+        insert_artists(make_engine(self.catalog_url), [(artist_id, name)])
+        self.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, [str(artist_id)])
+        self.set_page(artist_id, image=image, page_status=page_status)
+
+    def set_page(
+        self,
+        artist_id: int,
+        *,
+        image: bytes | None = None,
+        page_status: int = 200,
+        image_body: bytes | None = None,
+        image_content_type: str = "image/jpeg",
+    ) -> None:
+        """(Re)define the artist's page; ``image_body`` serves raw (possibly broken) bytes."""
+        # A new image URL per definition, as sites do when a photo changes.
+        self.versions[artist_id] = self.versions.get(artist_id, 0) + 1
+        img_path = f"/images/{artist_id}-v{self.versions[artist_id]}.jpg"
+        body = image if image_body is None else image_body
+        if page_status != 200:
+            self.site.add_route(f"/artists/{artist_id}", status=page_status, body=b"gone")
+            return
+        html = "<html><body><h1>artist</h1>"
+        if body is not None:
+            html += f'<img class="artist-image" src="..{img_path}" alt="photo">'
+            self.site.add_route(img_path, body=body, headers={"Content-Type": image_content_type})
+        html += "</body></html>"
+        self.site.add_route(
+            f"/artists/{artist_id}",
+            body=html.encode(),
+            headers={"Content-Type": "text/html; charset=utf-8"},
+        )
+
+    def run(self, keys: list[str]) -> dg.ExecuteInProcessResult:
+        """One run over ``keys``, exactly as a single-run backfill of that range does."""
+        existing = list(self.instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
+        ordered = [key for key in existing if key in set(keys)]
+        assert ordered == existing[existing.index(ordered[0]) : existing.index(ordered[-1]) + 1], (
+            "tests run contiguous partition ranges"
+        )
+        tags = (
+            {"dagster/partition": ordered[0]}
+            if len(ordered) == 1
+            else {
+                "dagster/asset_partition_range_start": ordered[0],
+                "dagster/asset_partition_range_end": ordered[-1],
+            }
+        )
+        return dg.materialize(
+            [artist_source_image, artist_image],
+            instance=self.instance,
+            resources=self.resources,
+            tags=tags,
+            raise_on_error=False,
+        )
+
+    def rows(self, artist_id: int) -> list[dict[str, Any]]:
+        with make_engine(self.catalog_url).connect() as connection:
+            result = connection.execute(
+                text("SELECT * FROM artist_images WHERE artist_id = :id ORDER BY id"),
+                {"id": artist_id},
+            )
+            return [dict(row._mapping) for row in result]
+
+    def state(self, artist_id: int) -> dict[str, Any]:
+        with make_engine(self.catalog_url).connect() as connection:
+            row = connection.execute(
+                text("SELECT * FROM artist_scrape_state WHERE artist_id = :id"), {"id": artist_id}
+            ).first()
+            assert row is not None, f"artist {artist_id} has no scrape state"
+            return dict(row._mapping)
+
+    def blobs(self, prefix: str = "artists/") -> dict[str, storage.Blob]:
+        return {
+            blob.name: blob for blob in self.bucket.client.list_blobs(self.bucket, prefix=prefix)
+        }
+
+
+@pytest.fixture
+def pipeline(
+    catalog_url: str,
+    gcs_bucket: storage.Bucket,
+    gcs_emulator: Any,
+    fixture_server: FixtureServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Pipeline]:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
+    port = fixture_server.port
+    config_path = tmp_path / "scraper.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [
+                    {
+                        "name": "fixture-site",
+                        "page_url": f"http://127.0.0.1:{port}/artists/{{id}}",
+                        "selector": "img.artist-image",
+                        "license": "CC-BY-4.0",
+                    }
+                ],
+                "fetch": {
+                    "allowed_private_hosts": [f"127.0.0.1:{port}"],
+                    "per_host_min_interval": 0.0,
+                    "per_host_concurrency": 4,
+                    "max_attempts": 1,
+                },
+            }
+        )
+    )
+    objects = ObjectStoreResource(url=f"gs://{gcs_bucket.name}")
+    catalog = CatalogResource(url=catalog_url)
+    resources = {
+        "catalog": catalog,
+        "objects": objects,
+        "scraper": ScraperResource(config_path=str(config_path), max_workers=4),
+        "source_image_io_manager": SourceImageIOManager(objects=objects),
+        "catalog_io_manager": CatalogIOManager(catalog=catalog, objects=objects),
+    }
+    with dg.instance_for_test() as instance:
+        yield Pipeline(
+            instance=instance,
+            resources=resources,
+            catalog_url=catalog_url,
+            bucket=gcs_bucket,
+            site=fixture_server,
+            config_path=config_path,
+        )

@@ -1,0 +1,141 @@
+"""The pipeline end to end on real services: site → scraped image → GCS object → Postgres row."""
+
+from __future__ import annotations
+
+import hashlib
+
+from podpod_scraping_tests.defs.conftest import Pipeline, make_jpeg
+
+
+def _current(pipeline: Pipeline, artist_id: int) -> dict:
+    current = [row for row in pipeline.rows(artist_id) if row["is_current"]]
+    assert len(current) == 1, current
+    return current[0]
+
+
+def _identities(pipeline: Pipeline) -> list[tuple]:
+    """Row identity, leaving out scraped_at (a rerun confirms the image, so it moves)."""
+    rows = pipeline.rows(1) + pipeline.rows(2)
+    return [(r["id"], r["artist_id"], r["sha256"], r["object_name"], r["is_current"]) for r in rows]
+
+
+def test_materialization_writes_object_and_row_with_matching_sha(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+
+    result = pipeline.run(["1"])
+
+    assert result.success
+    row = _current(pipeline, 1)
+    blob = pipeline.bucket.blob(row["object_name"])
+    data = blob.download_as_bytes()
+    blob.reload()
+    assert hashlib.sha256(data).hexdigest() == row["sha256"]
+    assert row["object_name"] == f"artists/1/{row['sha256']}.jpg"
+    assert row["object_uri"] == f"gs://{pipeline.bucket.name}/{row['object_name']}"
+    assert blob.content_type == "image/jpeg" == row["content_type"]
+    assert "immutable" in (blob.cache_control or "")
+    assert row["byte_size"] == len(data)
+    assert (row["width"], row["height"]) == (400, 300)
+    assert row["source_name"] == "fixture-site"
+    assert row["source_page_url"].endswith("/artists/1")
+    assert row["license"] == "CC-BY-4.0"
+    assert pipeline.state(1)["last_outcome"] == "found"
+
+
+def test_rerun_creates_no_new_object_and_no_duplicate_row(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    pipeline.add_artist(2, "Lee Hi", image=make_jpeg(2))
+    assert pipeline.run(["1", "2"]).success
+    before = {name: blob.generation for name, blob in pipeline.blobs().items()}
+    rows_before = _identities(pipeline)
+
+    assert pipeline.run(["1", "2"]).success
+
+    after = {name: blob.generation for name, blob in pipeline.blobs().items()}
+    assert after == before
+    assert len(before) == 2
+    assert _identities(pipeline) == rows_before
+    assert len(rows_before) == 2
+
+
+def test_changed_image_publishes_new_object_and_switches_current(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    assert pipeline.run(["1"]).success
+    old = _current(pipeline, 1)
+
+    pipeline.set_page(1, image=make_jpeg(7))
+    assert pipeline.run(["1"]).success
+
+    new = _current(pipeline, 1)
+    assert new["sha256"] != old["sha256"]
+    rows = pipeline.rows(1)
+    assert [row["sha256"] for row in rows] == [old["sha256"], new["sha256"]]
+    assert set(pipeline.blobs()) == {old["object_name"], new["object_name"]}
+    assert pipeline.bucket.blob(old["object_name"]).exists()
+
+
+def test_broken_image_leaves_previous_current_image_untouched(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    assert pipeline.run(["1"]).success
+    good = _current(pipeline, 1)
+
+    pipeline.set_page(1, image_body=make_jpeg(9)[:600])  # a truncated JPEG
+    result = pipeline.run(["1"])
+
+    assert result.success
+    assert pipeline.rows(1) == [good]
+    assert pipeline.bucket.blob(good["object_name"]).download_as_bytes()
+    state = pipeline.state(1)
+    assert state["last_outcome"] == "invalid_image"
+    assert state["consecutive_failures"] == 1
+
+
+def test_missing_page_leaves_previous_current_image_untouched(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    assert pipeline.run(["1"]).success
+    good = _current(pipeline, 1)
+
+    pipeline.set_page(1, page_status=404)
+    assert pipeline.run(["1"]).success
+
+    assert pipeline.rows(1) == [good]
+    assert pipeline.state(1)["last_outcome"] == "page_not_found"
+
+
+def test_one_bad_artist_does_not_fail_the_others_in_its_run(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    pipeline.add_artist(2, "Gone Artist", page_status=404)
+    pipeline.add_artist(3, "No Photo")  # a page without any image
+    pipeline.add_artist(4, "Broken", image=b"<html>not an image</html>")
+    pipeline.add_artist(5, "Lee Hi", image=make_jpeg(5))
+
+    result = pipeline.run(["1", "2", "3", "4", "5"])
+
+    assert result.success
+    assert _current(pipeline, 1)["sha256"] != _current(pipeline, 5)["sha256"]
+    assert pipeline.rows(2) == pipeline.rows(3) == pipeline.rows(4) == []
+    outcomes = {i: pipeline.state(i)["last_outcome"] for i in range(1, 6)}
+    assert outcomes == {
+        1: "found",
+        2: "page_not_found",
+        3: "no_image_on_page",
+        4: "not_an_image",
+        5: "found",
+    }
+
+
+def test_each_partition_carries_its_own_outcome_metadata(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    pipeline.add_artist(2, "Gone Artist", page_status=404)
+
+    result = pipeline.run(["1", "2"])
+
+    materializations = {
+        m.partition: m.metadata for m in result.asset_materializations_for_node("artist_image")
+    }
+    assert materializations["1"]["outcome"].value == "found"
+    assert str(materializations["1"]["object_uri"].value).startswith("gs://")
+    assert materializations["1"]["width"].value == 400
+    assert "data:image/" in str(materializations["1"]["preview"].value)
+    assert materializations["2"]["outcome"].value == "page_not_found"
+    assert "object_uri" not in materializations["2"]
