@@ -1,18 +1,17 @@
 # Two commands matter: `make demo` (the main job on the embedded default) and `make test`.
 # Both install what they need first (uv from PyPI if missing, then the locked environment).
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
 
 .PHONY: install demo test lint typecheck check clean
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-install: $(UV)
+install:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --frozen
 
 demo: install
-	$(UV) run --frozen podpod-scraping demo
+	$(UV) run --frozen podpod-scraping demo $(ARGS)
 
 test: install
 	$(UV) run --frozen pytest
