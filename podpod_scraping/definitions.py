@@ -1,31 +1,49 @@
 """The Dagster code location: ``dagster ... -m podpod_scraping.definitions``.
 
-Everything environment-specific comes from environment variables (see ``.env.example``),
-resolved by Dagster when a run starts, never at import time.
+Everything environment-specific comes from environment variables (see ``.env.example``):
+resources resolve theirs when a run starts; the schedule's cron and timezone are read when
+Dagster loads the code location, never at import time.
 """
 
 import dagster as dg
 
 from podpod_scraping.defs.assets import artist_image, artist_image_coverage, artist_source_image
+from podpod_scraping.defs.batching import artist_refresh_job
 from podpod_scraping.defs.io_managers import CatalogIOManager, SourceImageIOManager
 from podpod_scraping.defs.jobs import artist_images_job
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
-
-catalog = CatalogResource(url=dg.EnvVar("PODPOD_CATALOG_URL"))
-objects = ObjectStoreResource(url=dg.EnvVar("PODPOD_OBJECT_STORE_URL"))
-scraper = ScraperResource(config_path=dg.EnvVar("PODPOD_SCRAPER_CONFIG"))
-
-defs = dg.Definitions(
-    # Steps of a run are sequential (scrape, then publish) and each one works on many artists
-    # concurrently in threads: separate step processes would only add seconds of imports.
-    executor=dg.in_process_executor,
-    assets=[artist_source_image, artist_image, artist_image_coverage],
-    jobs=[artist_images_job],
-    resources={
-        "catalog": catalog,
-        "objects": objects,
-        "scraper": scraper,
-        "source_image_io_manager": SourceImageIOManager(objects=objects),
-        "catalog_io_manager": CatalogIOManager(catalog=catalog, objects=objects),
-    },
+from podpod_scraping.defs.schedules import (
+    DEFAULT_REFRESH_CRON,
+    DEFAULT_REFRESH_TIMEZONE,
+    build_refresh_schedule,
 )
+from podpod_scraping.defs.sensors import artist_catalog_sensor
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    catalog = CatalogResource(url=dg.EnvVar("PODPOD_CATALOG_URL"))
+    objects = ObjectStoreResource(url=dg.EnvVar("PODPOD_OBJECT_STORE_URL"))
+    scraper = ScraperResource(config_path=dg.EnvVar("PODPOD_SCRAPER_CONFIG"))
+    refresh_schedule = build_refresh_schedule(
+        cron=dg.EnvVar("PODPOD_REFRESH_CRON").get_value(DEFAULT_REFRESH_CRON)
+        or DEFAULT_REFRESH_CRON,
+        timezone=dg.EnvVar("PODPOD_REFRESH_TIMEZONE").get_value(DEFAULT_REFRESH_TIMEZONE)
+        or DEFAULT_REFRESH_TIMEZONE,
+    )
+    return dg.Definitions(
+        assets=[artist_source_image, artist_image, artist_image_coverage],
+        jobs=[artist_images_job, artist_refresh_job],
+        sensors=[artist_catalog_sensor],
+        schedules=[refresh_schedule],
+        # Steps run in order (scrape, then publish), each over many artists in threads:
+        # separate step processes would only add seconds of imports per run.
+        executor=dg.in_process_executor,
+        resources={
+            "catalog": catalog,
+            "objects": objects,
+            "scraper": scraper,
+            "source_image_io_manager": SourceImageIOManager(objects=objects),
+            "catalog_io_manager": CatalogIOManager(catalog=catalog, objects=objects),
+        },
+    )

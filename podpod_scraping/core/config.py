@@ -25,15 +25,30 @@ class ScraperConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class RefreshPolicy:
+    """When an artist is due again, and how many artists one run takes."""
+
+    stale_after_days: int = 30
+    batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        if self.stale_after_days < 1:
+            raise ValueError("stale_after_days must be at least 1")
+        if not 1 <= self.batch_size <= 10_000:
+            raise ValueError("batch_size must be between 1 and 10000")
+
+
+@dataclass(frozen=True)
 class ScraperConfig:
     """Everything the scraper needs besides the catalog and the object store."""
 
     sources: tuple[SourceConfig, ...]
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     images: ImagePolicy = field(default_factory=ImagePolicy)
+    refresh: RefreshPolicy = field(default_factory=RefreshPolicy)
 
 
-_TOP_LEVEL = {"sources", "fetch", "images"}
+_TOP_LEVEL = {"sources", "fetch", "images", "refresh"}
 
 
 def _policy(cls: type[Any], raw: Any, section: str, origin: str) -> Any:
@@ -84,6 +99,7 @@ def parse_scraper_config(text: str, origin: str = "<string>") -> ScraperConfig:
         sources=tuple(sources),
         fetch=_policy(FetchPolicy, data.get("fetch"), "fetch", origin),
         images=_policy(ImagePolicy, data.get("images"), "images", origin),
+        refresh=_policy(RefreshPolicy, data.get("refresh"), "refresh", origin),
     )
 
 

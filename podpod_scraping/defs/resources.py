@@ -38,10 +38,6 @@ class CatalogResource(dg.ConfigurableResource):
         )
     )
 
-    stale_after_days: int = Field(
-        default=30, description="A current image older than this many days is stale."
-    )
-
     def repository(self) -> CatalogRepository:
         return _repository(self.url)
 

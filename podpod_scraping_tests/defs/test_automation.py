@@ -1,0 +1,223 @@
+"""Sensor, schedule and batching against a real Postgres catalog and a real Dagster instance."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+from sqlalchemy import text
+
+from podpod_scraping.core.outcomes import Outcome
+from podpod_scraping.defs.batching import (
+    REFRESH_OP,
+    artist_refresh_job,
+    batches,
+    refresh_run_requests,
+)
+from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
+from podpod_scraping.defs.schedules import build_refresh_schedule
+from podpod_scraping.defs.sensors import artist_catalog_sensor
+from podpod_scraping.storage.catalog.repository import ImageRecord, insert_artists, make_engine
+from podpod_scraping_tests.defs.conftest import Pipeline, make_jpeg
+
+NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # 03:00 Asia/Seoul on the 28th
+
+
+def _resources(pipeline: Pipeline) -> dict:
+    """What the sensor and the schedule use: the catalog and the scraper config."""
+    return {key: pipeline.resources[key] for key in ("catalog", "scraper")}
+
+
+def _artist_ids(requests: list[dg.RunRequest]) -> list[list[str]]:
+    return [r.run_config["ops"][REFRESH_OP]["config"]["artist_ids"] for r in requests]
+
+
+def _record_image(pipeline: Pipeline, artist_id: int, scraped_at: datetime) -> None:
+    pipeline.repository.record_image(
+        ImageRecord(
+            artist_id=str(artist_id),
+            object_name=f"artists/{artist_id}/{'a' * 64}.jpg",
+            object_uri="gs://b/x",
+            public_url="https://x",
+            sha256="a" * 64,
+            width=400,
+            height=400,
+            content_type="image/jpeg",
+            byte_size=1000,
+            source_name="s",
+            source_page_url="http://p",
+            source_image_url="http://i",
+            license=None,
+            attribution=None,
+            scraped_at=scraped_at,
+        ),
+        attempted_at=scraped_at,
+    )
+
+
+@pytest.mark.parametrize(("count", "size"), [(1, 100), (100, 100), (101, 100), (1000, 100), (7, 3)])
+def test_batching_yields_ceil_k_over_size_runs(count: int, size: int) -> None:
+    ids = [str(i) for i in range(1, count + 1)]
+
+    requests = refresh_run_requests(ids, batch_size=size, reason="stale", run_key_prefix="t")
+
+    assert len(requests) == math.ceil(count / size)
+    assert [key for batch in _artist_ids(requests) for key in batch] == ids
+    assert len({r.run_key for r in requests}) == len(requests)
+
+
+def test_batches_drop_duplicate_ids_and_keep_order() -> None:
+    assert batches(["3", "1", "3", "2"], 2) == [["3", "1"], ["2"]]
+
+
+def test_sensor_adds_new_artists_deletes_removed_and_requests_never_scraped(
+    pipeline: Pipeline,
+) -> None:
+    insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 6)])
+    pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1", "2", "99"])
+    _record_image(pipeline, 1, NOW)  # already scraped: not requested again
+    context = dg.build_sensor_context(instance=pipeline.instance, resources=_resources(pipeline))
+
+    result = artist_catalog_sensor(context)
+
+    assert isinstance(result, dg.SensorResult)
+    add, delete = result.dynamic_partitions_requests or []
+    assert isinstance(add, dg.AddDynamicPartitionsRequest)
+    assert list(add.partition_keys) == ["3", "4", "5"]
+    assert isinstance(delete, dg.DeleteDynamicPartitionsRequest)
+    assert list(delete.partition_keys) == ["99"]
+    assert _artist_ids(list(result.run_requests or [])) == [["2", "3", "4", "5"]]
+
+
+def test_sensor_does_not_request_the_same_new_artists_twice(pipeline: Pipeline) -> None:
+    insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 4)])
+    first = artist_catalog_sensor(
+        dg.build_sensor_context(instance=pipeline.instance, resources=_resources(pipeline))
+    )
+    assert isinstance(first, dg.SensorResult)
+    pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1", "2", "3"])
+    insert_artists(make_engine(pipeline.catalog_url), [(4, "A4")])
+
+    second = artist_catalog_sensor(
+        dg.build_sensor_context(
+            instance=pipeline.instance, resources=_resources(pipeline), cursor=first.cursor
+        )
+    )
+
+    assert isinstance(second, dg.SensorResult)
+    assert _artist_ids(list(second.run_requests or [])) == [["4"]]
+
+
+def test_sensor_batches_new_artists_by_the_configured_size(pipeline: Pipeline) -> None:
+    pipeline.config_path.write_text(
+        pipeline.config_path.read_text() + "refresh:\n  batch_size: 4\n"
+    )
+    insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 11)])
+
+    result = artist_catalog_sensor(
+        dg.build_sensor_context(instance=pipeline.instance, resources=_resources(pipeline))
+    )
+
+    assert isinstance(result, dg.SensorResult)
+    assert [len(b) for b in _artist_ids(list(result.run_requests or []))] == [4, 4, 2]
+
+
+def _schedule_requests(pipeline: Pipeline, when: datetime) -> list[list[str]]:
+    schedule = build_refresh_schedule()
+    context = dg.build_schedule_context(
+        instance=pipeline.instance, resources=_resources(pipeline), scheduled_execution_time=when
+    )
+    data = schedule.evaluate_tick(context)
+    return [
+        r.run_config["ops"][REFRESH_OP]["config"]["artist_ids"] for r in data.run_requests or []
+    ]
+
+
+def test_schedule_requests_exactly_the_due_artists(pipeline: Pipeline) -> None:
+    engine = make_engine(pipeline.catalog_url)
+    names = {1: "new", 2: "fresh", 3: "stale", 4: "failed-in-backoff", 5: "failed-past-backoff"}
+    insert_artists(engine, list(names.items()))
+    pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, [str(i) for i in names])
+    repository = pipeline.repository
+    _record_image(pipeline, 2, NOW - timedelta(days=29))
+    _record_image(pipeline, 3, NOW - timedelta(days=31))
+    repository.record_failure(
+        "4", Outcome.PAGE_NOT_FOUND, "gone", attempted_at=NOW - timedelta(minutes=30)
+    )
+    repository.record_failure(
+        "5", Outcome.PAGE_NOT_FOUND, "gone", attempted_at=NOW - timedelta(hours=2)
+    )
+
+    requested = _schedule_requests(pipeline, NOW)
+
+    assert requested == [["1", "3", "5"]]
+
+
+def test_schedule_backoff_grows_with_consecutive_failures(pipeline: Pipeline) -> None:
+    insert_artists(make_engine(pipeline.catalog_url), [(1, "dead page")])
+    pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1"])
+    repository = pipeline.repository
+    for _ in range(3):  # third failure: backoff of a day
+        repository.record_failure("1", Outcome.PAGE_NOT_FOUND, "gone", attempted_at=NOW)
+
+    assert _schedule_requests(pipeline, NOW + timedelta(hours=23)) == []
+    assert _schedule_requests(pipeline, NOW + timedelta(hours=25)) == [["1"]]
+
+
+def test_schedule_run_keys_change_with_the_tick_so_tomorrow_is_not_suppressed(
+    pipeline: Pipeline,
+) -> None:
+    insert_artists(make_engine(pipeline.catalog_url), [(1, "A")])
+    pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1"])
+    schedule = build_refresh_schedule()
+
+    keys = []
+    for when in (NOW, NOW + timedelta(days=1)):
+        context = dg.build_schedule_context(
+            instance=pipeline.instance,
+            resources=_resources(pipeline),
+            scheduled_execution_time=when,
+        )
+        keys += [r.run_key for r in schedule.evaluate_tick(context).run_requests or []]
+
+    assert len(keys) == 2
+    assert keys[0] != keys[1]
+
+
+def test_schedule_defaults_to_three_am_seoul() -> None:
+    schedule = build_refresh_schedule()
+
+    assert schedule.cron_schedule == "0 3 * * *"
+    assert schedule.execution_timezone == "Asia/Seoul"
+
+
+def test_refresh_job_materializes_exactly_its_batch_of_partitions(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    pipeline.add_artist(2, "Gone", page_status=404)
+    pipeline.add_artist(3, "Lee Hi", image=make_jpeg(3))
+    pipeline.add_artist(4, "Not in batch", image=make_jpeg(4))
+    (request,) = refresh_run_requests(
+        ["3", "1", "2"], batch_size=10, reason="test", run_key_prefix=None
+    )
+
+    result = artist_refresh_job.execute_in_process(
+        run_config=request.run_config, instance=pipeline.instance, resources=pipeline.resources
+    )
+
+    assert result.success
+    for asset in ("artist_source_image", "artist_image"):
+        materialized = pipeline.instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert materialized == {"1", "2", "3"}, asset
+    records = pipeline.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("artist_image"), asset_partitions=["2"]),
+        limit=1,
+    ).records
+    materialization = records[0].asset_materialization
+    assert materialization is not None
+    assert materialization.metadata["outcome"].value == "page_not_found"
+    assert len(pipeline.rows(1)) == len(pipeline.rows(3)) == 1
+    assert pipeline.rows(2) == pipeline.rows(4) == []
+    with make_engine(pipeline.catalog_url).connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM artist_scrape_state")).scalar() == 3
