@@ -9,6 +9,7 @@ import dagster as dg
 
 from podpod_scraping.defs.assets import artist_image, artist_image_coverage, artist_source_image
 from podpod_scraping.defs.batching import artist_refresh_job
+from podpod_scraping.defs.checks import current_images_have_objects
 from podpod_scraping.defs.io_managers import CatalogIOManager, SourceImageIOManager
 from podpod_scraping.defs.jobs import artist_images_job
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
@@ -33,6 +34,7 @@ def defs() -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[artist_source_image, artist_image, artist_image_coverage],
+        asset_checks=[current_images_have_objects],
         jobs=[artist_images_job, artist_refresh_job],
         sensors=[artist_catalog_sensor],
         schedules=[refresh_schedule],

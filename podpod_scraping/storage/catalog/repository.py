@@ -312,6 +312,17 @@ class CatalogRepository:
         )
         return {str(row.artist_id): _current_image(row) for row in rows}
 
+    def latest_current_images(self, limit: int) -> list[CurrentImage]:
+        """The ``limit`` most recently scraped current images (for consistency checks)."""
+        query = (
+            sa.select(*_IMAGE_COLUMNS)
+            .where(ArtistImageRow.is_current)
+            .order_by(ArtistImageRow.scraped_at.desc(), ArtistImageRow.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [_current_image(row) for row in connection.execute(query).all()]
+
     def scrape_states(self, ids: Collection[str]) -> dict[str, ScrapeState]:
         rows = self._read_by_ids(
             ids,
