@@ -23,7 +23,7 @@ from podpod_scraping.core.outcomes import (
     ScrapeError,
     ScrapeResult,
 )
-from podpod_scraping.core.sources import SourceConfig, extract_image_urls
+from podpod_scraping.core.sources import SourceConfig, find_images
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +138,17 @@ class ArtistImageScraper:
     ) -> ScrapeResult:
         page_url = source.page_url_for(artist)
         page = self._fetcher.fetch_page(page_url)
-        candidates = extract_image_urls(page.content, page.url, source)
+        found = find_images(page.content, page.url, source)
+        candidates = found.urls
         if not candidates:
+            reason = f"{source.name}: no image on {redact_url(page.url)}"
+            if found.ignored_schemes:
+                schemes = ", ".join(found.ignored_schemes)
+                reason += f" (only {schemes} URLs, which are never fetched)"
             return ScrapeResult(
                 artist_id=artist.id,
                 outcome=Outcome.NO_IMAGE,
-                reason=f"{source.name}: no image on {redact_url(page.url)}",
+                reason=reason,
                 attempted_at=attempted_at,
                 source_name=source.name,
                 page_url=page.url,

@@ -217,7 +217,24 @@ def _check_template(template: str, label: str) -> None:
 # --------------------------------------------------------------------------- extraction
 
 
+@dataclass(frozen=True)
+class FoundImages:
+    """What a page offers: candidate URLs to fetch, and the schemes of values dropped.
+
+    ``ignored_schemes`` (e.g. ``("data:",)``) lets a page with only an inline image say
+    so in its outcome reason instead of a bare "no image".
+    """
+
+    urls: list[str]
+    ignored_schemes: tuple[str, ...] = ()
+
+
 def extract_image_urls(html: str | bytes, base_url: str, source: SourceConfig) -> list[str]:
+    """Absolute candidate image URLs found on a page, best first (see :func:`find_images`)."""
+    return find_images(html, base_url, source).urls
+
+
+def find_images(html: str | bytes, base_url: str, source: SourceConfig) -> FoundImages:
     """Absolute candidate image URLs found on a page, best first, without duplicates.
 
     Order: every element matched by ``source.selector`` (per element: the largest
@@ -245,11 +262,16 @@ def extract_image_urls(html: str | bytes, base_url: str, source: SourceConfig) -
         elif fallback == "json-ld":
             raw.extend(_json_ld_urls(soup))
     found: dict[str, None] = {}
+    ignored: set[str] = set()
     for value in raw:
         url = _absolute(value, base)
         if url is not None:
             found.setdefault(url, None)
-    return list(found)
+        else:
+            scheme = value.strip().lower().split(":", 1)[0] + ":"
+            if scheme in _NEVER_USEFUL_SCHEMES:
+                ignored.add(scheme)
+    return FoundImages(urls=list(found), ignored_schemes=tuple(sorted(ignored)))
 
 
 def _document_base(soup: BeautifulSoup, page_url: str) -> str:

@@ -113,14 +113,21 @@ def artist_image_coverage(catalog: CatalogResource, scraper: ScraperResource) ->
 
     The value is a pandas DataFrame (category, artists); the UI shows it as a markdown table.
     """
-    frame = catalog.repository().coverage(
+    repository = catalog.repository()
+    frame = repository.coverage(
         now=datetime.now(UTC),
         max_age=timedelta(days=scraper.load_config().refresh.stale_after_days),
+    )
+    outcomes = repository.last_outcome_counts()
+    outcome_table = "\n".join(
+        ["| last attempt | artists |", "| --- | --- |"]
+        + [f"| {outcome} | {count} |" for outcome, count in outcomes.items()]
     )
     return dg.Output(
         frame,
         metadata={
             "coverage": dg.MetadataValue.md(frame.to_markdown(index=False) or ""),
+            "last_attempt_outcomes": dg.MetadataValue.md(outcome_table),
             "artists": int(frame["artists"].sum()) if not frame.empty else 0,
         },
     )

@@ -169,6 +169,7 @@ class ImagePublisher:
                     source_last_modified=provenance.last_modified,
                 ),
                 attempted_at=attempted_at,
+                reason=publication.reason,
             )
             return stored
         if publication.outcome is Outcome.UNCHANGED:

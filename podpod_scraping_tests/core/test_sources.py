@@ -16,6 +16,7 @@ from podpod_scraping.core.sources import (
     SourceConfig,
     SourceConfigError,
     extract_image_urls,
+    find_images,
     load_sources,
     parse_sources,
     parse_srcset,
@@ -242,6 +243,23 @@ def test_file_urls_are_kept_for_the_fetcher_to_refuse_but_data_and_javascript_dr
         '<img class="artist-image" src="  ">'
     )
     assert _extract(html) == ["file:///etc/passwd"]
+
+
+def test_dropped_inline_values_are_reported_by_scheme_for_the_outcome_reason() -> None:
+    html = (
+        '<img class="artist-image" src="DATA:image/png;base64,iVBORw0KGgo=">'
+        '<img class="artist-image" src="javascript:alert(1)">'
+        '<img class="artist-image" src="#">'
+    )
+    found = find_images(html, PAGE, IMG)
+    assert found.urls == []
+    assert found.ignored_schemes == ("data:", "javascript:")
+
+
+def test_page_without_dropped_values_reports_none() -> None:
+    found = find_images('<img class="artist-image" src="/a.jpg">', PAGE, IMG)
+    assert found.urls == ["https://site.example/a.jpg"]
+    assert found.ignored_schemes == ()
 
 
 def test_duplicates_are_removed_keeping_the_first_position() -> None:

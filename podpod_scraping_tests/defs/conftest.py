@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import io
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,16 @@ from podpod_scraping.defs.assets import artist_image, artist_source_image
 from podpod_scraping.defs.io_managers import CatalogIOManager, SourceImageIOManager
 from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
-from podpod_scraping.demo.site import FixtureServer
+from podpod_scraping.demo.site import FixtureServer, Route
+from podpod_scraping.storage.catalog.migrate import upgrade
 from podpod_scraping.storage.catalog.repository import (
     CatalogRepository,
+    create_artists_table,
     insert_artists,
     make_engine,
 )
+from podpod_scraping_tests.fixtures.gcs import GCSEmulator
+from podpod_scraping_tests.fixtures.postgres import PostgresServer
 
 
 def make_jpeg(seed: int, size: tuple[int, int] = (400, 300)) -> bytes:
@@ -61,12 +68,18 @@ class Pipeline:
         return CatalogRepository(make_engine(self.catalog_url))
 
     def add_artist(
-        self, artist_id: int, name: str, *, image: bytes | None = None, page_status: int = 200
+        self,
+        artist_id: int,
+        name: str,
+        *,
+        image: bytes | None = None,
+        page_status: int = 200,
+        image_headers: dict[str, str] | None = None,
     ) -> None:
         """Put an artist in the catalog and its page (and image) on the site."""
         insert_artists(make_engine(self.catalog_url), [(artist_id, name)])
         self.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, [str(artist_id)])
-        self.set_page(artist_id, image=image, page_status=page_status)
+        self.set_page(artist_id, image=image, page_status=page_status, image_headers=image_headers)
 
     def set_page(
         self,
@@ -76,11 +89,15 @@ class Pipeline:
         page_status: int = 200,
         image_body: bytes | None = None,
         image_content_type: str = "image/jpeg",
+        image_headers: dict[str, str] | None = None,
     ) -> None:
-        """(Re)define the artist's page; ``image_body`` serves raw (possibly broken) bytes."""
+        """(Re)define the artist's page; ``image_body`` serves raw (possibly broken) bytes.
+
+        ``image_headers`` are extra response headers of the image (e.g. ETag, Last-Modified).
+        """
         # A new image URL per definition, as sites do when a photo changes.
         self.versions[artist_id] = self.versions.get(artist_id, 0) + 1
-        img_path = f"/images/{artist_id}-v{self.versions[artist_id]}.jpg"
+        img_path = self.image_path(artist_id)
         body = image if image_body is None else image_body
         if page_status != 200:
             self.site.add_route(f"/artists/{artist_id}", status=page_status, body=b"gone")
@@ -88,13 +105,64 @@ class Pipeline:
         html = "<html><body><h1>artist</h1>"
         if body is not None:
             html += f'<img class="artist-image" src="..{img_path}" alt="photo">'
-            self.site.add_route(img_path, body=body, headers={"Content-Type": image_content_type})
+            headers = {"Content-Type": image_content_type} | (image_headers or {})
+            self.site.add_route(img_path, body=body, headers=headers)
         html += "</body></html>"
         self.site.add_route(
             f"/artists/{artist_id}",
             body=html.encode(),
             headers={"Content-Type": "text/html; charset=utf-8"},
         )
+
+    def image_path(self, artist_id: int) -> str:
+        """Path of the image the artist's current page definition (``set_page``) shows."""
+        return f"/images/{artist_id}-v{self.versions.get(artist_id, 0)}.jpg"
+
+    def page_path(self, artist_id: int) -> str:
+        return f"/artists/{artist_id}"
+
+    def set_page_html(self, artist_id: int, body: str) -> None:
+        """Serve ``body`` as the artist's page (any HTML, e.g. hostile ``src`` values)."""
+        self.site.add_route(
+            self.page_path(artist_id),
+            body=body.encode(),
+            headers={"Content-Type": "text/html; charset=utf-8"},
+        )
+
+    def set_image_src(self, artist_id: int, src: str) -> None:
+        """Make the artist's page show ``<img class="artist-image" src=...>`` with this value."""
+        self.set_page_html(
+            artist_id,
+            '<html><body><h1>artist</h1><img class="artist-image" '
+            f'src="{html.escape(src, quote=True)}" alt="photo"></body></html>',
+        )
+
+    def redirect_page(self, artist_id: int, location: str, status: int = 302) -> None:
+        """Make the artist's page redirect to ``location``."""
+        self.site.add_route(
+            self.page_path(artist_id), status=status, headers={"Location": location}
+        )
+
+    def configure(
+        self,
+        *,
+        fetch: dict[str, Any] | None = None,
+        images: dict[str, Any] | None = None,
+        allow_hosts: Iterable[str] = (),
+    ) -> None:
+        """Change the scraper YAML file; every run reads it afresh (as production does).
+
+        ``fetch``/``images`` settings are merged into their sections; ``allow_hosts``
+        (``host:port``) are added to ``fetch.allowed_private_hosts``.
+        """
+        config = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        fetch_section = config.setdefault("fetch", {})
+        fetch_section.update(fetch or {})
+        allowed = fetch_section.setdefault("allowed_private_hosts", [])
+        allowed.extend(host for host in allow_hosts if host not in allowed)
+        if images:
+            config.setdefault("images", {}).update(images)
+        self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
     def run(self, keys: list[str]) -> dg.ExecuteInProcessResult:
         """One run over ``keys``, exactly as a single-run backfill of that range does."""
@@ -141,18 +209,40 @@ class Pipeline:
         }
 
 
-@pytest.fixture
-def pipeline(
+class ScriptedFixtureServer(FixtureServer):
+    """A FixtureServer whose paths can answer a script first (e.g. 503, then the route)."""
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
+        self._scripts: dict[str, list[Route]] = {}
+
+    def script(self, path: str, first: Sequence[Route]) -> None:
+        """Answer the next ``len(first)`` hits of ``path`` with these, then its route."""
+        with self._lock:
+            self._scripts[path] = list(first)
+
+    def _record(self, path: str, headers: dict[str, str]) -> Route | None:
+        route = super()._record(path, headers)
+        with self._lock:
+            pending = self._scripts.get(path)
+            return pending.pop(0) if pending else route
+
+
+@contextmanager
+def open_pipeline(
+    *,
     catalog_url: str,
-    gcs_bucket: storage.Bucket,
-    gcs_emulator: Any,
-    fixture_server: FixtureServer,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    bucket: storage.Bucket,
+    site: FixtureServer,
+    workdir: Path,
+    max_workers: int = 4,
 ) -> Iterator[Pipeline]:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
-    port = fixture_server.port
-    config_path = tmp_path / "scraper.yaml"
+    """The pipeline's resources over a catalog, a bucket and a site, with its own instance.
+
+    ``STORAGE_EMULATOR_HOST`` must already point at the emulator.
+    """
+    port = site.port
+    config_path = workdir / "scraper.yaml"
     config_path.write_text(
         yaml.safe_dump(
             {
@@ -173,12 +263,12 @@ def pipeline(
             }
         )
     )
-    objects = ObjectStoreResource(url=f"gs://{gcs_bucket.name}")
+    objects = ObjectStoreResource(url=f"gs://{bucket.name}")
     catalog = CatalogResource(url=catalog_url)
     resources = {
         "catalog": catalog,
         "objects": objects,
-        "scraper": ScraperResource(config_path=str(config_path), max_workers=4),
+        "scraper": ScraperResource(config_path=str(config_path), max_workers=max_workers),
         "source_image_io_manager": SourceImageIOManager(objects=objects),
         "catalog_io_manager": CatalogIOManager(catalog=catalog, objects=objects),
     }
@@ -187,7 +277,58 @@ def pipeline(
             instance=instance,
             resources=resources,
             catalog_url=catalog_url,
-            bucket=gcs_bucket,
-            site=fixture_server,
+            bucket=bucket,
+            site=site,
             config_path=config_path,
         )
+
+
+@pytest.fixture
+def pipeline(
+    catalog_url: str,
+    gcs_bucket: storage.Bucket,
+    gcs_emulator: Any,
+    fixture_server: FixtureServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Pipeline]:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
+    with open_pipeline(
+        catalog_url=catalog_url, bucket=gcs_bucket, site=fixture_server, workdir=tmp_path
+    ) as opened:
+        yield opened
+
+
+@contextmanager
+def standalone_pipeline(
+    postgres_server: PostgresServer,
+    gcs_emulator: GCSEmulator,
+    site: FixtureServer,
+    workdir: Path,
+    *,
+    max_workers: int = 4,
+) -> Iterator[Pipeline]:
+    """A pipeline on its own new catalog database and bucket, for module-scoped scenarios
+    (the ``pipeline`` fixture is per test)."""
+    database = postgres_server.create_database("catalog")
+    catalog_url = postgres_server.url(database)
+    upgrade(catalog_url)
+    engine = make_engine(catalog_url)
+    try:
+        create_artists_table(engine)
+    finally:
+        engine.dispose()
+    bucket = gcs_emulator.client().create_bucket(f"test-{uuid.uuid4().hex[:20]}")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
+            with open_pipeline(
+                catalog_url=catalog_url,
+                bucket=bucket,
+                site=site,
+                workdir=workdir,
+                max_workers=max_workers,
+            ) as opened:
+                yield opened
+    finally:
+        postgres_server.drop_database(database)

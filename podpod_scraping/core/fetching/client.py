@@ -259,7 +259,7 @@ class Fetcher:
     ) -> FetchResponse:
         """GET an image (at most ``max_image_bytes``), conditionally when validators are given.
 
-        A 304 answer returns ``not_modified=True`` and no content.
+        A 304 answer returns ``not_modified=True`` and no content. 404/410 → NO_IMAGE.
         """
         headers = {"Accept": _IMAGE_ACCEPT}
         if etag:
@@ -278,8 +278,10 @@ class Fetcher:
                 not_modified=True,
             )
         if raw.status in (404, 410):
+            # The page points at an image that does not exist: a broken page, not a network
+            # problem of ours. Recorded as "no image on page", never retried within the run.
             raise FetchError(
-                Outcome.FETCH_ERROR,
+                Outcome.NO_IMAGE,
                 f"image URL answered {raw.status}: {redact_url(raw.url)}",
                 status=raw.status,
             )

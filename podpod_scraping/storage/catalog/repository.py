@@ -550,6 +550,17 @@ class CatalogRepository:
         with self.engine.connect() as connection:
             return [str(value) for value in connection.execute(query).scalars()]
 
+    def last_outcome_counts(self) -> dict[str, int]:
+        """How every attempted catalog artist's last attempt ended, good image or not."""
+        query = (
+            sa.select(ArtistScrapeStateRow.last_outcome, sa.func.count())
+            .join(ArtistRow, ArtistRow.id == ArtistScrapeStateRow.artist_id)
+            .group_by(ArtistScrapeStateRow.last_outcome)
+            .order_by(sa.func.count().desc(), ArtistScrapeStateRow.last_outcome)
+        )
+        with self.engine.connect() as connection:
+            return {str(outcome): int(count) for outcome, count in connection.execute(query)}
+
     def coverage(self, *, now: datetime, max_age: timedelta) -> pd.DataFrame:
         """Artists per category; the categories partition the catalog (counts sum to it).
 

@@ -176,12 +176,13 @@ def test_missing_page_is_not_retried(
     assert fake_sleep.waits == []
 
 
-def test_missing_image_is_a_fetch_error_not_retried(
+def test_missing_image_is_no_image_on_page_not_retried(
     site: HostileSite, fake_sleep: RecordingSleep
 ) -> None:
     with Fetcher(policy_for(site), sleep=fake_sleep) as fetcher:
         error = _failure(fetcher, site.url("/missing-image.png"), image=True)
-    assert error.outcome is Outcome.FETCH_ERROR
+    assert error.outcome is Outcome.NO_IMAGE
+    assert not error.outcome.is_transient
     assert error.reason.startswith("image URL answered 404")
     assert site.hits["/missing-image.png"] == 1
     assert fake_sleep.waits == []
