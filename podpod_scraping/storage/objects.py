@@ -396,25 +396,12 @@ class GCSObjectStore(_NamedStore):
         cache_control: str = IMMUTABLE_CACHE_CONTROL,
         metadata: Mapping[str, str] | None = None,
     ) -> StoredObject:
-        validate_object_name(name)
         sha256 = sha256_hex(data)
-        blob = self._bucket.blob(name)
-        blob.cache_control = cache_control
-        blob.metadata = _metadata_with_sha256(metadata, sha256)
         try:
-            blob.upload_from_string(
-                data,
-                content_type=content_type,
-                if_generation_match=0,
-                checksum="crc32c",
-                retry=DEFAULT_RETRY,
-            )
+            # if_generation_match=0: create only; a retry after a lost response gets 412.
+            return self._upload(name, data, sha256, content_type, cache_control, metadata, 0)
         except PreconditionFailed:
             return self._existing(name, data, sha256)
-        except GoogleAPIError as error:
-            raise ObjectStoreError(f"cannot upload {self.uri(name)}: {error}") from error
-        self._verify_upload(blob, data)
-        return self._stored(name, sha256, len(data), content_type, created=True)
 
     def replace(
         self,
@@ -425,16 +412,36 @@ class GCSObjectStore(_NamedStore):
         cache_control: str = MUTABLE_CACHE_CONTROL,
         metadata: Mapping[str, str] | None = None,
     ) -> StoredObject:
+        # Last writer wins by design, so repeating the whole upload is harmless.
+        return self._upload(
+            name, data, sha256_hex(data), content_type, cache_control, metadata, None
+        )
+
+    def _upload(
+        self,
+        name: str,
+        data: bytes,
+        sha256: str,
+        content_type: str,
+        cache_control: str,
+        metadata: Mapping[str, str] | None,
+        if_generation_match: int | None,
+    ) -> StoredObject:
+        """Upload with a crc32c request check and an md5/size check of what was stored."""
         validate_object_name(name)
-        sha256 = sha256_hex(data)
         blob = self._bucket.blob(name)
         blob.cache_control = cache_control
         blob.metadata = _metadata_with_sha256(metadata, sha256)
         try:
-            # Last writer wins by design, so repeating the whole upload is harmless.
             blob.upload_from_string(
-                data, content_type=content_type, checksum="crc32c", retry=DEFAULT_RETRY
+                data,
+                content_type=content_type,
+                if_generation_match=if_generation_match,
+                checksum="crc32c",
+                retry=DEFAULT_RETRY,
             )
+        except PreconditionFailed:
+            raise
         except GoogleAPIError as error:
             raise ObjectStoreError(f"cannot upload {self.uri(name)}: {error}") from error
         self._verify_upload(blob, data)
