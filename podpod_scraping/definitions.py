@@ -17,6 +17,8 @@ from podpod_scraping.defs.schedules import (
     DEFAULT_REFRESH_CRON,
     DEFAULT_REFRESH_TIMEZONE,
     build_refresh_schedule,
+    coverage_job,
+    coverage_schedule,
 )
 from podpod_scraping.defs.sensors import artist_catalog_sensor
 
@@ -35,9 +37,9 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[artist_source_image, artist_image, artist_image_coverage],
         asset_checks=[current_images_have_objects],
-        jobs=[artist_images_job, artist_refresh_job],
+        jobs=[artist_images_job, artist_refresh_job, coverage_job],
         sensors=[artist_catalog_sensor],
-        schedules=[refresh_schedule],
+        schedules=[refresh_schedule, coverage_schedule],
         # Steps run in order (scrape, then publish), each over many artists in threads:
         # separate step processes would only add seconds of imports per run.
         executor=dg.in_process_executor,

@@ -50,3 +50,18 @@ def build_refresh_schedule(
         )
 
     return artist_refresh_schedule
+
+
+coverage_job = dg.define_asset_job(
+    name="artist_image_coverage_job",
+    selection=dg.AssetSelection.assets("artist_image_coverage"),
+    description="Recompute the coverage report and its consistency check.",
+)
+
+coverage_schedule = dg.ScheduleDefinition(
+    name="artist_image_coverage_schedule",
+    cron_schedule="30 * * * *",
+    execution_timezone=DEFAULT_REFRESH_TIMEZONE,
+    job=coverage_job,
+    description="Hourly coverage report (current, stale, never found, failed by reason).",
+)

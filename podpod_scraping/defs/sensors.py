@@ -43,7 +43,7 @@ def artist_catalog_sensor(
     in_catalog = set(catalog_ids)
     partitions = set(context.instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
     added = [key for key in catalog_ids if key not in partitions]
-    removed = sorted(partitions - in_catalog, key=int)
+    removed = sorted(partitions - in_catalog)
 
     requested_through = _cursor_id(context.cursor)
     never = [key for key in repository.never_attempted_artist_ids() if int(key) > requested_through]

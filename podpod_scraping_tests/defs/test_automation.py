@@ -221,3 +221,11 @@ def test_refresh_job_materializes_exactly_its_batch_of_partitions(pipeline: Pipe
     assert pipeline.rows(2) == pipeline.rows(4) == []
     with make_engine(pipeline.catalog_url).connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM artist_scrape_state")).scalar() == 3
+
+
+def test_coverage_schedule_materializes_the_coverage_report_hourly() -> None:
+    from podpod_scraping.defs.schedules import coverage_job, coverage_schedule
+
+    assert coverage_schedule.cron_schedule == "30 * * * *"
+    assert coverage_schedule.job_name == coverage_job.name
+    assert coverage_job.selection == dg.AssetSelection.assets("artist_image_coverage")
