@@ -184,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     images = demo_paths(workdir)["images"] / "artists"
     count = sum(1 for p in images.rglob("*") if p.is_file() and not p.name.endswith(".json"))
     print(f"\n{count} published image file(s) under {images}")
-    print(f"Open the UI on the same setup: set -a; . {workdir / 'demo.env'}; uv run dagster dev")
+    print(
+        "The UI on the same setup (see README):\n"
+        f"  uv run python -m podpod_scraping.demo.site --port {args.port} &\n"
+        f"  set -a; . {workdir / 'demo.env'}; set +a\n"
+        "  uv run dagster dev -m podpod_scraping.definitions"
+    )
     return 0
 
 
