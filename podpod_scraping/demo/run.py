@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.dir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     with DemoSite(port=args.port) as site:
-        env = prepare(workdir, site.base_url, site.port)
+        port = site.port
+        env = prepare(workdir, site.base_url, port)
         keys = sync_partitions(env)
         print(f"demo site {site.base_url}; {len(keys)} artist partitions", flush=True)
         materialize(env, keys)
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{count} published image file(s) under {images}")
     print(
         "The UI on the same setup (see README):\n"
-        f"  uv run python -m podpod_scraping.demo.site --port {args.port} &\n"
+        f"  uv run python -m podpod_scraping.demo.site --port {port} &\n"
         f"  set -a; . {workdir / 'demo.env'}; set +a\n"
         "  uv run dagster dev -m podpod_scraping.definitions"
     )
