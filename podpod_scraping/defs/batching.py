@@ -18,6 +18,7 @@ If a Dagster upgrade stops attributing those reported materializations to partit
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -107,6 +108,29 @@ def refresh_artists(
 )
 def artist_refresh_job() -> None:
     refresh_artists()
+
+
+#: Runs that still hold their artists: queued, about to start, or running.
+_UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def artists_in_flight(instance: dg.DagsterInstance) -> set[str]:
+    """Artists of unfinished batch runs, so a tick never requests them a second time."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name=artist_refresh_job.name, statuses=_UNFINISHED)
+    )
+    in_flight: set[str] = set()
+    for run in runs:
+        config: Any = run.run_config
+        in_flight.update(
+            config.get("ops", {}).get(REFRESH_OP, {}).get("config", {}).get("artist_ids", [])
+        )
+    return in_flight
 
 
 def batches(artist_ids: Sequence[str], batch_size: int) -> list[list[str]]:

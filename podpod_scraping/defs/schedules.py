@@ -4,7 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from podpod_scraping.defs.batching import artist_refresh_job, refresh_run_requests
+from podpod_scraping.defs.batching import (
+    artist_refresh_job,
+    artists_in_flight,
+    refresh_run_requests,
+)
 from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
 from podpod_scraping.defs.resources import CatalogResource, ScraperResource
 
@@ -36,9 +40,11 @@ def build_refresh_schedule(
         due = catalog.repository().stale_artist_ids(
             now=now, max_age=timedelta(days=policy.stale_after_days)
         )
-        # Only artists the sensor has made partitions of; the others come with the sensor.
+        # Only artists the sensor has made partitions of (the others come with the sensor),
+        # and not those a queued or running batch already holds.
         partitions = set(context.instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
-        due = [key for key in due if key in partitions]
+        busy = artists_in_flight(context.instance)
+        due = [key for key in due if key in partitions and key not in busy]
         if not due:
             return dg.SkipReason("no artist is due")
         # The tick time in the run key: tomorrow's refresh of the same artist is a new run.

@@ -229,3 +229,16 @@ def test_coverage_schedule_materializes_the_coverage_report_hourly() -> None:
     assert coverage_schedule.cron_schedule == "30 * * * *"
     assert coverage_schedule.job_name == coverage_job.name
     assert coverage_job.selection == dg.AssetSelection.assets("artist_image_coverage")
+
+
+def test_schedule_skips_artists_held_by_an_unfinished_batch_run(pipeline: Pipeline) -> None:
+    insert_artists(make_engine(pipeline.catalog_url), [(1, "A"), (2, "B"), (3, "C")])
+    pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1", "2", "3"])
+    (running,) = refresh_run_requests(["2"], batch_size=10, reason="new", run_key_prefix=None)
+    pipeline.instance.create_run_for_job(
+        job_def=artist_refresh_job,
+        run_config=dict(running.run_config),
+        status=dg.DagsterRunStatus.STARTED,
+    )
+
+    assert _schedule_requests(pipeline, NOW) == [["1", "3"]]
