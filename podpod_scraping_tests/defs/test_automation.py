@@ -30,6 +30,24 @@ def _resources(pipeline: Pipeline) -> dict:
     return {key: pipeline.resources[key] for key in ("catalog", "scraper")}
 
 
+def _sensor(pipeline: Pipeline, cursor: str | None = None) -> dg.SensorResult:
+    """One sensor tick; the context is closed so its resources never outlive the test."""
+    with dg.build_sensor_context(
+        instance=pipeline.instance, resources=_resources(pipeline), cursor=cursor
+    ) as context:
+        result = artist_catalog_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def _tick(pipeline: Pipeline, when: datetime) -> list[dg.RunRequest]:
+    """One schedule tick at ``when``, with its context closed."""
+    with dg.build_schedule_context(
+        instance=pipeline.instance, resources=_resources(pipeline), scheduled_execution_time=when
+    ) as context:
+        return list(build_refresh_schedule().evaluate_tick(context).run_requests or [])
+
+
 def _artist_ids(requests: list[dg.RunRequest]) -> list[list[str]]:
     return [r.run_config["ops"][REFRESH_OP]["config"]["artist_ids"] for r in requests]
 
@@ -78,11 +96,8 @@ def test_sensor_adds_new_artists_deletes_removed_and_requests_never_scraped(
     insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 6)])
     pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1", "2", "99"])
     _record_image(pipeline, 1, NOW)  # already scraped: not requested again
-    context = dg.build_sensor_context(instance=pipeline.instance, resources=_resources(pipeline))
+    result = _sensor(pipeline)
 
-    result = artist_catalog_sensor(context)
-
-    assert isinstance(result, dg.SensorResult)
     add, delete = result.dynamic_partitions_requests or []
     assert isinstance(add, dg.AddDynamicPartitionsRequest)
     assert list(add.partition_keys) == ["3", "4", "5"]
@@ -93,20 +108,12 @@ def test_sensor_adds_new_artists_deletes_removed_and_requests_never_scraped(
 
 def test_sensor_does_not_request_the_same_new_artists_twice(pipeline: Pipeline) -> None:
     insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 4)])
-    first = artist_catalog_sensor(
-        dg.build_sensor_context(instance=pipeline.instance, resources=_resources(pipeline))
-    )
-    assert isinstance(first, dg.SensorResult)
+    first = _sensor(pipeline)
     pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1", "2", "3"])
     insert_artists(make_engine(pipeline.catalog_url), [(4, "A4")])
 
-    second = artist_catalog_sensor(
-        dg.build_sensor_context(
-            instance=pipeline.instance, resources=_resources(pipeline), cursor=first.cursor
-        )
-    )
+    second = _sensor(pipeline, cursor=first.cursor)
 
-    assert isinstance(second, dg.SensorResult)
     assert _artist_ids(list(second.run_requests or [])) == [["4"]]
 
 
@@ -116,23 +123,13 @@ def test_sensor_batches_new_artists_by_the_configured_size(pipeline: Pipeline) -
     )
     insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 11)])
 
-    result = artist_catalog_sensor(
-        dg.build_sensor_context(instance=pipeline.instance, resources=_resources(pipeline))
-    )
+    result = _sensor(pipeline)
 
-    assert isinstance(result, dg.SensorResult)
     assert [len(b) for b in _artist_ids(list(result.run_requests or []))] == [4, 4, 2]
 
 
 def _schedule_requests(pipeline: Pipeline, when: datetime) -> list[list[str]]:
-    schedule = build_refresh_schedule()
-    context = dg.build_schedule_context(
-        instance=pipeline.instance, resources=_resources(pipeline), scheduled_execution_time=when
-    )
-    data = schedule.evaluate_tick(context)
-    return [
-        r.run_config["ops"][REFRESH_OP]["config"]["artist_ids"] for r in data.run_requests or []
-    ]
+    return _artist_ids(_tick(pipeline, when))
 
 
 def test_schedule_requests_exactly_the_due_artists(pipeline: Pipeline) -> None:
@@ -171,16 +168,8 @@ def test_schedule_run_keys_change_with_the_tick_so_tomorrow_is_not_suppressed(
 ) -> None:
     insert_artists(make_engine(pipeline.catalog_url), [(1, "A")])
     pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1"])
-    schedule = build_refresh_schedule()
 
-    keys = []
-    for when in (NOW, NOW + timedelta(days=1)):
-        context = dg.build_schedule_context(
-            instance=pipeline.instance,
-            resources=_resources(pipeline),
-            scheduled_execution_time=when,
-        )
-        keys += [r.run_key for r in schedule.evaluate_tick(context).run_requests or []]
+    keys = [r.run_key for when in (NOW, NOW + timedelta(days=1)) for r in _tick(pipeline, when)]
 
     assert len(keys) == 2
     assert keys[0] != keys[1]
