@@ -8,7 +8,6 @@ broken guard.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import socket
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ pytest_plugins = [
     "podpod_scraping_tests.fixtures.postgres",
     "podpod_scraping_tests.fixtures.gcs",
     "podpod_scraping_tests.fixtures.web",
+    "podpod_scraping_tests.fixtures.dagster",
 ]
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
@@ -83,18 +83,3 @@ def network_tripwire() -> Iterator[None]:
     mp.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
     yield
     mp.undo()
-
-
-@pytest.fixture(autouse=True)
-def collect_dagster_instances_between_tests() -> Iterator[None]:
-    """Finalize the previous tests' Dagster instances here, not in the middle of a test.
-
-    ``DagsterInstance.__enter__`` sets a context variable (the defs-state storage) through a
-    generator context manager that ``dispose()`` never closes (dagster 1.13.27). When the
-    garbage collector later finalizes such an instance, the generator's ``finally`` resets
-    the variable to an older, dead storage; if that happens mid-test, Dagster fails with
-    "Attempted to resolve undefined DagsterInstance weakref". Collecting after each test
-    makes that happen between tests, before the next test's instance sets it afresh.
-    """
-    yield
-    gc.collect()

@@ -332,3 +332,8 @@ def standalone_pipeline(
                 yield opened
     finally:
         postgres_server.drop_database(database)
+
+
+@pytest.fixture(autouse=True)
+def _finalize_instances_between_tests(finalize_dagster_instances: None) -> None:
+    """Every test here creates Dagster instances; see ``fixtures/dagster.py``."""
