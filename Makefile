@@ -8,7 +8,7 @@ UV := $(PYTHON) -m uv
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 demo: install
 	$(UV) run --frozen podpod-scraping demo $(ARGS)
