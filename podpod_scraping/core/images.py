@@ -10,13 +10,14 @@ bytes, same output bytes) so a rerun publishes the same content-addressed object
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Literal
 
 import imagehash
-from PIL import ExifTags, Image, ImageCms, ImageOps, ImageStat, features
+from PIL import ExifTags, Image, ImageCms, ImageOps, ImageStat
 
+from podpod_scraping.core.formats import ImageFormat, available_formats, format_named
 from podpod_scraping.core.outcomes import Outcome, ScrapeError, sha256_hex
 
 # Placeholder detection works on a reduced copy: phash only looks at 32x32 anyway, and the
@@ -28,25 +29,6 @@ FLAT_COLOUR_MAX_STDDEV = 3.0
 _PHASH_HEX_LENGTH = 16  # imagehash.phash default: 8x8 bits
 _WHITE = (255, 255, 255)
 
-
-@dataclass(frozen=True)
-class _Format:
-    name: str  # our name: "jpeg", ...
-    pillow: str  # the only Pillow plugin allowed to parse it
-    content_type: str
-
-
-_ALLOWED: dict[str, _Format] = {
-    f.name: f
-    for f in (
-        _Format("jpeg", "JPEG", "image/jpeg"),
-        _Format("png", "PNG", "image/png"),
-        _Format("gif", "GIF", "image/gif"),
-        _Format("webp", "WEBP", "image/webp"),
-    )
-}
-if features.check("avif"):  # Pillow >= 11.2 decodes AVIF natively when built with libavif
-    _ALLOWED["avif"] = _Format("avif", "AVIF", "image/avif")
 
 # Formats recognised only to give a precise refusal; Pillow never parses them.
 _REFUSED_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -122,7 +104,7 @@ class NormalizedImage:
 
     data: bytes
     content_type: str
-    extension: str  # "jpg" or "webp"
+    extension: str  # from core.formats: "jpg", "webp", ...
     width: int
     height: int
 
@@ -131,21 +113,55 @@ class NormalizedImage:
         return sha256_hex(self.data)
 
 
-def inspect_image(data: bytes, policy: ImagePolicy) -> ImageInfo:
+@dataclass(frozen=True)
+class DecodedImage:
+    """A validated original and its first frame, decoded once (oriented sRGB RGB).
+
+    JPEGs may be DCT-downscaled towards the publish size while decoding, so ``image`` can
+    be smaller than ``info`` says; it is what normalization and previews start from.
+    """
+
+    info: ImageInfo
+    image: Image.Image = field(repr=False, compare=False)
+
+
+def decode_image(data: bytes, policy: ImagePolicy) -> DecodedImage:
     """Validate ``data`` completely (type, size, integrity, placeholder); raise ImageRejected."""
-    info, _ = _validate(data, policy)
-    return info
+    info, image = _validate(data, policy)
+    return DecodedImage(info, image)
+
+
+def inspect_image(data: bytes, policy: ImagePolicy) -> ImageInfo:
+    """Validate ``data`` like :func:`decode_image` and keep only what was learnt."""
+    return decode_image(data, policy).info
+
+
+def normalize_decoded(decoded: DecodedImage, policy: ImagePolicy) -> NormalizedImage:
+    """The publishable image of an already validated original (no second decode)."""
+    image = _bound(decoded.image, policy.max_side)
+    fmt = format_named(policy.output_format)
+    options: dict[str, object] = {"quality": policy.quality}
+    if fmt.pillow == "JPEG":
+        options |= {"optimize": True, "progressive": True}
+    encoded = _encode(image, fmt.pillow, **options)
+    return NormalizedImage(encoded, fmt.content_type, fmt.extension, image.width, image.height)
 
 
 def normalize_image(data: bytes, policy: ImagePolicy) -> NormalizedImage:
-    """Validate ``data`` like :func:`inspect_image`, then produce the publishable image."""
-    _, image = _validate(data, policy)
-    image = _bound(image, policy.max_side)
-    if policy.output_format == "webp":
-        encoded = _encode(image, "WEBP", quality=policy.quality)
-        return NormalizedImage(encoded, "image/webp", "webp", image.width, image.height)
-    encoded = _encode(image, "JPEG", quality=policy.quality, optimize=True, progressive=True)
-    return NormalizedImage(encoded, "image/jpeg", "jpg", image.width, image.height)
+    """Validate ``data`` like :func:`decode_image`, then produce the publishable image."""
+    return normalize_decoded(decode_image(data, policy), policy)
+
+
+def preview_jpeg(image: Image.Image, size: int = 96) -> bytes:
+    """A small JPEG (at most ``size`` px, a few KB) for previews in the Dagster UI."""
+    small = image.copy()
+    small.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return _encode(small, "JPEG", quality=70, optimize=True)
+
+
+def jpeg_data_uri(jpeg: bytes) -> str:
+    """``data:image/jpeg;base64,...`` for Markdown in the Dagster UI."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def placeholder_hash(data: bytes) -> str:
@@ -158,11 +174,9 @@ def placeholder_hash(data: bytes) -> str:
 
 
 def thumbnail_data_uri(data: bytes, size: int = 96) -> str:
-    """A few-KB ``data:image/jpeg;base64,...`` preview for Markdown in the Dagster UI."""
+    """A few-KB ``data:image/jpeg;base64,...`` preview of encoded image bytes."""
     _, image, _ = _decode(data, ImagePolicy().max_pixels, draft_side=size)
-    image.thumbnail((size, size), Image.Resampling.LANCZOS)
-    encoded = _encode(image, "JPEG", quality=75, optimize=True)
-    return "data:image/jpeg;base64," + base64.b64encode(encoded).decode("ascii")
+    return jpeg_data_uri(preview_jpeg(image, size))
 
 
 # --- validation -------------------------------------------------------------------------
@@ -186,7 +200,7 @@ def _validate(data: bytes, policy: ImagePolicy) -> tuple[ImageInfo, Image.Image]
 
 def _decode(
     data: bytes, max_pixels: int, draft_side: int, max_aspect_ratio: float | None = None
-) -> tuple[_Format, Image.Image, tuple[int, int]]:
+) -> tuple[ImageFormat, Image.Image, tuple[int, int]]:
     """Sniff, bound and decode the first frame into an oriented sRGB RGB image.
 
     Returns the format, the image (JPEGs may be DCT-downscaled towards ``draft_side``) and
@@ -230,7 +244,7 @@ def _decode(
     return fmt, image, ((height, width) if swapped else (width, height))
 
 
-def _sniff(data: bytes) -> _Format:
+def _sniff(data: bytes) -> ImageFormat:
     """Decide the format from magic bytes; anything not allow-listed is NOT_AN_IMAGE."""
     if not data:
         raise ImageRejected(Outcome.NOT_AN_IMAGE, "empty body is not an image")
@@ -250,9 +264,10 @@ def _sniff(data: bytes) -> _Format:
         elif brands & _HEIF_BRANDS:
             raise ImageRejected(Outcome.NOT_AN_IMAGE, "HEIF is not an accepted image format")
     if name is not None:
-        if name not in _ALLOWED:
+        allowed = available_formats()
+        if name not in allowed:
             raise ImageRejected(Outcome.NOT_AN_IMAGE, f"{name} is not an accepted image format")
-        return _ALLOWED[name]
+        return allowed[name]
     for magic, label in _REFUSED_MAGIC:
         if data.startswith(magic):
             raise ImageRejected(Outcome.NOT_AN_IMAGE, f"{label} is not an accepted image format")
@@ -396,12 +411,17 @@ def _encode(image: Image.Image, pillow_format: str, **options: object) -> bytes:
 
 __all__ = [
     "FLAT_COLOUR_MAX_STDDEV",
+    "DecodedImage",
     "ImageInfo",
     "ImagePolicy",
     "ImageRejected",
     "NormalizedImage",
+    "decode_image",
     "inspect_image",
+    "jpeg_data_uri",
+    "normalize_decoded",
     "normalize_image",
     "placeholder_hash",
+    "preview_jpeg",
     "thumbnail_data_uri",
 ]

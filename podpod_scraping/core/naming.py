@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "gif"})
+from podpod_scraping.core.formats import EXTENSIONS as IMAGE_EXTENSIONS
+
 DEFAULT_PREFIX = "artists"
 
 # Partition keys are catalog ids (integers, UUIDs, slugs): a conservative charset keeps
