@@ -7,10 +7,9 @@ Dagster loads the code location, never at import time.
 
 import dagster as dg
 
-from podpod_scraping.defs.assets import artist_image, artist_image_coverage, artist_source_image
-from podpod_scraping.defs.batching import artist_refresh_job
+from podpod_scraping.defs.assets import artist_image_coverage, artist_images
+from podpod_scraping.defs.batching import artist_refresh_job, artist_retry_failed_job
 from podpod_scraping.defs.checks import current_images_have_objects
-from podpod_scraping.defs.io_managers import CatalogIOManager, SourceImageIOManager
 from podpod_scraping.defs.jobs import artist_images_job
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 from podpod_scraping.defs.schedules import (
@@ -35,19 +34,13 @@ def defs() -> dg.Definitions:
         or DEFAULT_REFRESH_TIMEZONE,
     )
     return dg.Definitions(
-        assets=[artist_source_image, artist_image, artist_image_coverage],
+        assets=[artist_images, artist_image_coverage],
         asset_checks=[current_images_have_objects],
-        jobs=[artist_images_job, artist_refresh_job, coverage_job],
+        jobs=[artist_images_job, artist_refresh_job, artist_retry_failed_job, coverage_job],
         sensors=[artist_catalog_sensor],
         schedules=[refresh_schedule, coverage_schedule],
-        # Steps run in order (scrape, then publish), each over many artists in threads:
-        # separate step processes would only add seconds of imports per run.
+        # One step per run, over many artists in threads: a step process of its own would
+        # only add seconds of imports per run.
         executor=dg.in_process_executor,
-        resources={
-            "catalog": catalog,
-            "objects": objects,
-            "scraper": scraper,
-            "source_image_io_manager": SourceImageIOManager(objects=objects),
-            "catalog_io_manager": CatalogIOManager(catalog=catalog, objects=objects),
-        },
+        resources={"catalog": catalog, "objects": objects, "scraper": scraper},
     )

@@ -26,16 +26,24 @@ class ScraperConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RefreshPolicy:
-    """When an artist is due again, and how many artists one run takes."""
+    """When an artist is due again, how many artists one run takes, how many at once.
+
+    Every entry point honours these (UI backfills, the CLI, the sensor's and the
+    schedule's runs): ``concurrency`` artists are in flight in a run (per-host limits
+    of ``fetch`` still bound each site), ``batch_size`` artists make one unattended run.
+    """
 
     stale_after_days: int = 30
-    batch_size: int = 100
+    batch_size: int = 500
+    concurrency: int = 32
 
     def __post_init__(self) -> None:
         if self.stale_after_days < 1:
             raise ValueError("stale_after_days must be at least 1")
         if not 1 <= self.batch_size <= 10_000:
             raise ValueError("batch_size must be between 1 and 10000")
+        if not 1 <= self.concurrency <= 256:
+            raise ValueError("concurrency must be between 1 and 256")
 
 
 @dataclass(frozen=True)

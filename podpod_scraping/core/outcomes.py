@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Outcome(StrEnum):
@@ -76,7 +77,12 @@ def sha256_hex(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where an image came from; stored with every published image."""
+    """Where an image came from; stored with every published image.
+
+    ``image_url`` is the URL as the page names it: conditional requests are keyed by it,
+    so an image reached through a redirect is still recognised on the next refresh.
+    ``resolved_url`` is where the bytes were finally served from (after redirects).
+    """
 
     source_name: str
     page_url: str
@@ -85,11 +91,16 @@ class Provenance:
     attribution: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    resolved_url: str | None = None
 
 
 @dataclass(frozen=True)
 class ScrapedImage:
-    """The original bytes fetched for an artist, validated as an image, plus provenance."""
+    """The original bytes fetched for an artist, validated as an image, plus provenance.
+
+    ``decoded`` is validation's decoded first frame (a ``core.images.DecodedImage``),
+    kept so that normalization does not decode the same bytes a second time.
+    """
 
     data: bytes = field(repr=False)
     content_type: str
@@ -97,6 +108,7 @@ class ScrapedImage:
     height: int
     provenance: Provenance
     fetched_at: datetime
+    decoded: Any = field(default=None, repr=False, compare=False)
 
     @property
     def sha256(self) -> str:

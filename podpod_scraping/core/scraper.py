@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from podpod_scraping.core.fetching import Fetcher, redact_url
-from podpod_scraping.core.images import ImagePolicy, inspect_image
+from podpod_scraping.core.images import ImagePolicy, decode_image
 from podpod_scraping.core.outcomes import (
     Artist,
     Outcome,
@@ -195,7 +195,8 @@ class ArtistImageScraper:
                 source_name=source.name,
                 page_url=page_url,
             )
-        info = inspect_image(response.content, self._image_policy)
+        decoded = decode_image(response.content, self._image_policy)
+        info = decoded.info
         image = ScrapedImage(
             data=response.content,
             content_type=info.content_type,
@@ -204,13 +205,15 @@ class ArtistImageScraper:
             provenance=Provenance(
                 source_name=source.name,
                 page_url=page_url,
-                image_url=response.url,
+                image_url=image_url,
                 license=source.license,
                 attribution=source.attribution,
                 etag=response.etag,
                 last_modified=response.last_modified,
+                resolved_url=response.url,
             ),
             fetched_at=attempted_at,
+            decoded=decoded,
         )
         return ScrapeResult(
             artist_id=artist.id,

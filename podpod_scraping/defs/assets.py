@@ -1,8 +1,11 @@
-"""The artist image assets: scraped original → published object + row → coverage report.
+"""The artist image assets: scraped original + published image (one step) → coverage report.
 
-Both partitioned assets run many artists in one run (``BackfillPolicy.single_run``) and
-never fail the run for one artist: each artist's outcome is recorded and shown as that
-partition's metadata. Only infrastructure failures (object store, database) fail a run.
+``artist_source_image`` and ``artist_image`` are produced together by one step
+(:func:`artist_images`), because per artist the work is one pipeline (scrape → archive
+the original → normalize → publish) and running it per artist, concurrently, is what
+makes a run fast. A run covers many artists (``BackfillPolicy.single_run``); each
+artist's outcome is its own partition's events (``defs.events``): a materialization
+when the artist has a current image after the attempt, a Failed partition otherwise.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -10,23 +13,16 @@ from typing import Any
 
 import dagster as dg
 
-from podpod_scraping.core.outcomes import ScrapeResult
-from podpod_scraping.core.publishing import Publication, prepare_publication
+from podpod_scraping.defs.events import IMAGE_KEY, SOURCE_IMAGE_KEY
+from podpod_scraping.defs.execution import refresh_step
 from podpod_scraping.defs.partitions import artist_partitions
-from podpod_scraping.defs.refresh import (
-    NOT_IN_CATALOG,
-    outcome_summary,
-    publication_metadata,
-    scrape_batch,
-    scrape_metadata,
-)
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 
 GROUP = "artist_images"
 SCRAPE_POOL = "scrape"
 
-#: Transient infrastructure failures (GCS hiccup, database failover) retry the whole batch;
-#: every write is idempotent, so a retry never duplicates.
+#: Transient infrastructure failures (GCS hiccup, database failover) retry the step; the
+#: retry skips artists this run already recorded, and every write is idempotent.
 TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=3,
     delay=30,
@@ -34,77 +30,66 @@ TRANSIENT_RETRY = dg.RetryPolicy(
     jitter=dg.Jitter.PLUS_MINUS,
 )
 
+SOURCE_IMAGE_SPEC = dg.AssetSpec(
+    SOURCE_IMAGE_KEY,
+    description=(
+        "One partition: the original image scraped for one artist, as the source served "
+        "it (validated bytes archived at sources/<artist>/<sha256>.<ext>), with its "
+        "provenance: source, page URL, image URL, HTTP validators. Materialized when an "
+        "attempt finds or confirms (HTTP 304) the artist's original."
+    ),
+    group_name=GROUP,
+    kinds={"python", "gcs"},
+    partitions_def=artist_partitions,
+    skippable=True,
+)
 
-@dg.asset(
+IMAGE_SPEC = dg.AssetSpec(
+    IMAGE_KEY,
+    description=(
+        "One partition: the image the app serves for one artist, normalized from its "
+        "original (EXIF orientation applied, metadata stripped, bounded size, web format), "
+        "published once at artists/<artist>/<sha256>.<ext> and recorded as the artist's "
+        "current row in artist_images. Materialized when the artist has a current image "
+        "after the attempt; a failed attempt keeps the previous image and marks the "
+        "partition Failed. Every event shows the current image (size, URI, preview)."
+    ),
+    group_name=GROUP,
+    kinds={"gcs", "postgres"},
+    partitions_def=artist_partitions,
+    deps=[SOURCE_IMAGE_KEY],
+    skippable=True,
+)
+
+
+@dg.multi_asset(
+    name="artist_images",
+    specs=[SOURCE_IMAGE_SPEC, IMAGE_SPEC],
     partitions_def=artist_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="source_image_io_manager",
-    kinds={"python", "gcs"},
-    group_name=GROUP,
     pool=SCRAPE_POOL,
     retry_policy=TRANSIENT_RETRY,
+    can_subset=False,
 )
-def artist_source_image(
+def artist_images(
     context: dg.AssetExecutionContext,
     catalog: CatalogResource,
-    scraper: ScraperResource,
-) -> dict[str, ScrapeResult]:
-    """One partition: the original image found for one artist on the configured sources.
-
-    Holds the original bytes (validated as a real image) with provenance: source, page URL,
-    image URL, license and HTTP validators; or, when nothing usable was found, the outcome
-    and its reason. Sources are tried in the configured order.
-    """
-    batch = scrape_batch(catalog, scraper, context.partition_keys)
-    for key in batch.missing:
-        context.log.warning(f"artist {key} is not in the catalog any more; skipped")
-        context.add_asset_metadata(NOT_IN_CATALOG, partition_key=key)
-    for key, result in batch.results.items():
-        context.add_asset_metadata(scrape_metadata(batch.artists[key], result), partition_key=key)
-    context.log.info(outcome_summary({k: r.outcome.value for k, r in batch.results.items()}))
-    return dict(batch.results)
-
-
-@dg.asset(
-    partitions_def=artist_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="catalog_io_manager",
-    kinds={"gcs", "postgres"},
-    group_name=GROUP,
-    retry_policy=TRANSIENT_RETRY,
-)
-def artist_image(
-    context: dg.AssetExecutionContext,
-    scraper: ScraperResource,
     objects: ObjectStoreResource,
-    artist_source_image: dict[str, ScrapeResult],
-) -> dict[str, Publication]:
-    """One partition: the image the app serves for one artist.
-
-    A normalized copy of the scraped original (EXIF orientation applied, metadata stripped,
-    bounded size, web format) published at ``artists/<id>/<sha256>.<ext>`` and recorded as
-    the artist's current row in ``artist_images``. A failed attempt keeps the previous
-    current image and records the outcome in ``artist_scrape_state``.
-    """
-    policy = scraper.load_config().images
-    store = objects.store()
-    publications = {
-        key: prepare_publication(result, policy) for key, result in artist_source_image.items()
-    }
-    for key in context.partition_keys:
-        publication = publications.get(key)
-        metadata = (
-            publication_metadata(publication, store)
-            if publication is not None
-            else {"outcome": "not_scraped", "reason": "no scrape result for this artist"}
-        )
-        context.add_asset_metadata(metadata, partition_key=key)
-    context.log.info(outcome_summary({k: p.outcome.value for k, p in publications.items()}))
-    return publications
+    scraper: ScraperResource,
+) -> Any:
+    """Refresh the artists of the run's partitions (one, a range, or a backfill's range)."""
+    yield from refresh_step(
+        context,
+        context.partition_keys,
+        catalog=catalog,
+        objects=objects,
+        scraper=scraper,
+        reason="partitions",
+    )
 
 
 @dg.asset(
-    deps=[artist_image],
+    deps=[IMAGE_KEY],
     kinds={"pandas", "postgres"},
     group_name=GROUP,
 )

@@ -1,13 +1,11 @@
-"""The job that refreshes artists' images: scrape and publish, many artists per run."""
+"""The asset job over a range of artists: what UI backfills, the CLI and the sensor run."""
 
 import dagster as dg
 
-from podpod_scraping.defs.assets import artist_image, artist_source_image
-from podpod_scraping.defs.partitions import artist_partitions
+from podpod_scraping.defs.assets import artist_images
 
 artist_images_job = dg.define_asset_job(
     name="artist_images_job",
-    selection=dg.AssetSelection.assets(artist_source_image, artist_image),
-    partitions_def=artist_partitions,
-    description="Scrape, normalize and publish the images of the requested artists.",
+    selection=dg.AssetSelection.assets(artist_images),
+    description="Scrape, normalize and publish the images of a range of artist partitions.",
 )

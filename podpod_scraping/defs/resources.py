@@ -19,6 +19,7 @@ from podpod_scraping.core.config import ScraperConfig, load_scraper_config
 from podpod_scraping.core.fetching import Fetcher
 from podpod_scraping.core.scraper import ArtistImageScraper
 from podpod_scraping.storage.catalog.repository import CatalogRepository, make_engine
+from podpod_scraping.storage.images import CatalogImageStore
 from podpod_scraping.storage.objects import GCSObjectStore, LocalObjectStore, ObjectStore
 
 
@@ -40,6 +41,10 @@ class CatalogResource(dg.ConfigurableResource):
 
     def repository(self) -> CatalogRepository:
         return _repository(self.url)
+
+    def image_store(self, objects: ObjectStoreResource) -> CatalogImageStore:
+        """Where the refresh service reads its artists and writes images and rows."""
+        return CatalogImageStore(objects.store(), self.repository())
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
@@ -74,20 +79,21 @@ class ObjectStoreResource(dg.ConfigurableResource):
 
 
 class ScraperResource(dg.ConfigurableResource):
-    """The configured sources, fetch policy and image policy (one YAML file)."""
+    """The configured sources and the fetch, image and refresh policies (one YAML file).
 
-    config_path: str = Field(description="Path of the scraper YAML file (sources, fetch, images).")
-    max_workers: int = Field(
-        default=8,
-        description="Artists scraped concurrently within one run (per-host limits still apply).",
+    Concurrency and batch size are in the file (``refresh``), so every entry point (UI,
+    CLI, sensor, schedule) runs with the same settings without any run config.
+    """
+
+    config_path: str = Field(
+        description="Path of the scraper YAML file (sources, fetch, images, refresh)."
     )
 
     def load_config(self) -> ScraperConfig:
         return load_scraper_config(self.config_path)
 
     @contextmanager
-    def scraper(self) -> Iterator[tuple[ArtistImageScraper, ScraperConfig]]:
+    def scraper(self, config: ScraperConfig) -> Iterator[ArtistImageScraper]:
         """A scraper with a fresh fetcher (robots and rate-limit state) for one run."""
-        config = self.load_config()
         with Fetcher(config.fetch) as fetcher:
-            yield ArtistImageScraper(config.sources, fetcher, config.images), config
+            yield ArtistImageScraper(config.sources, fetcher, config.images)

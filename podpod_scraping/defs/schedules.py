@@ -42,8 +42,9 @@ def build_refresh_schedule(
         )
         # Only artists the sensor has made partitions of (the others come with the sensor),
         # and not those a queued or running batch already holds.
-        partitions = set(context.instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
-        busy = artists_in_flight(context.instance)
+        ordered = list(context.instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
+        partitions = set(ordered)
+        busy = artists_in_flight(context.instance, ordered)
         due = [key for key in due if key in partitions and key not in busy]
         if not due:
             return dg.SkipReason("no artist is due")

@@ -1,22 +1,33 @@
-"""Writing artists' images: scraped originals to the archive, publications to object + row.
+"""The refresh service's storage: originals and published images in the object store,
+rows in the catalog. The one place that writes either (``core.refresh.ImageStore``).
 
-Shared by the IO managers (partitioned asset runs) and any batch path, so that every way of
-refreshing an artist writes exactly the same things in the same order.
+Order is what keeps the main API safe: a published object is written once under its
+content-addressed name *before* its row, and the row insert + current-image switch is
+one transaction, so the API never reads a row that points at a missing object. A failed
+attempt only touches the scrape state. Reruns write nothing new (names are content
+addresses; rows are unique per artist and image).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from dataclasses import asdict
-from datetime import datetime
-from typing import Any
+import dataclasses
+from collections.abc import Sequence
 
+from podpod_scraping.core.formats import format_for_content_type
 from podpod_scraping.core.naming import image_object_name
-from podpod_scraping.core.outcomes import Outcome, Provenance, ScrapedImage, ScrapeResult
-from podpod_scraping.core.publishing import Publication
+from podpod_scraping.core.outcomes import ScrapedImage, ScrapeResult
+from podpod_scraping.core.refresh import (
+    ArtistStatus,
+    ArtistTask,
+    CurrentImage,
+    OriginalImage,
+    Publication,
+    SkippedArtist,
+)
+from podpod_scraping.core.scraper import KnownImage
+from podpod_scraping.storage.catalog import repository as catalog
 from podpod_scraping.storage.catalog.repository import CatalogRepository, ImageRecord
-from podpod_scraping.storage.objects import ObjectStore, StoredObject
+from podpod_scraping.storage.objects import ObjectStore
 
 SOURCE_PREFIX = "sources"
 #: Published objects are content-addressed and never rewritten: cache them forever.
@@ -24,160 +35,198 @@ PUBLISHED_CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: Originals are private working copies (kept to re-normalize without re-scraping).
 SOURCE_CACHE_CONTROL = "private, max-age=0, no-store"
 
-EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "image/gif": "gif",
-}
+
+def original_object_name(artist_id: str, sha256: str, content_type: str) -> str:
+    """``sources/<artist>/<sha256>.<ext>``: where an artist's original is archived."""
+    extension = format_for_content_type(content_type).extension
+    return image_object_name(artist_id, sha256, extension, prefix=SOURCE_PREFIX)
 
 
-def manifest_name(artist_id: str) -> str:
-    return f"{SOURCE_PREFIX}/{artist_id}/latest.json"
+def current_image(image: catalog.CurrentImage) -> CurrentImage:
+    """A catalog row as the refresh service reports it."""
+    return CurrentImage(
+        sha256=image.sha256,
+        object_uri=image.object_uri,
+        public_url=image.public_url,
+        width=image.width,
+        height=image.height,
+        byte_size=image.byte_size,
+        content_type=image.content_type,
+        source_name=image.source_name,
+        source_image_url=image.source_image_url,
+        license=image.license,
+        scraped_at=image.scraped_at,
+        source_sha256=image.source_sha256,
+        preview_jpeg=image.preview,
+    )
 
 
-def _manifest(result: ScrapeResult, object_name: str | None) -> dict[str, Any]:
-    image = result.image
-    return {
-        "artist_id": result.artist_id,
-        "outcome": result.outcome.value,
-        "reason": result.reason,
-        "attempted_at": result.attempted_at.isoformat(),
-        "source_name": result.source_name,
-        "page_url": result.page_url,
-        "image": None
-        if image is None
-        else {
-            "object_name": object_name,
-            "sha256": image.sha256,
-            "content_type": image.content_type,
-            "width": image.width,
-            "height": image.height,
-            "fetched_at": image.fetched_at.isoformat(),
-            "provenance": asdict(image.provenance),
-        },
-    }
+def _current_from_record(record: ImageRecord) -> CurrentImage:
+    return CurrentImage(
+        sha256=record.sha256,
+        object_uri=record.object_uri,
+        public_url=record.public_url,
+        width=record.width,
+        height=record.height,
+        byte_size=record.byte_size,
+        content_type=record.content_type,
+        source_name=record.source_name,
+        source_image_url=record.source_image_url,
+        license=record.license,
+        scraped_at=record.scraped_at,
+        source_sha256=record.source_sha256,
+        preview_jpeg=record.preview,
+    )
 
 
-class SourceImageArchive:
-    """Each artist's scraped originals (written once) and a manifest of the latest attempt.
+class CatalogImageStore:
+    """:class:`~podpod_scraping.core.refresh.ImageStore` over an object store and the catalog.
 
-    Originals are content-addressed (``sources/<id>/<sha256>.<ext>``); the manifest
-    ``sources/<id>/latest.json`` is the only object ever replaced, so a failed attempt is
-    visible without touching the last good original.
+    Thread-safe: the object stores and the repository are, and this keeps no state.
     """
 
-    def __init__(self, store: ObjectStore) -> None:
-        self._store = store
-
-    def save(self, result: ScrapeResult) -> None:
-        object_name = None
-        if result.image is not None:
-            image = result.image
-            object_name = image_object_name(
-                result.artist_id,
-                image.sha256,
-                EXTENSIONS[image.content_type],
-                prefix=SOURCE_PREFIX,
-            )
-            self._store.put_immutable(
-                object_name,
-                image.data,
-                content_type=image.content_type,
-                cache_control=SOURCE_CACHE_CONTROL,
-                metadata={"artist_id": result.artist_id, "source": image.provenance.source_name},
-            )
-        self._store.replace(
-            manifest_name(result.artist_id),
-            json.dumps(_manifest(result, object_name), sort_keys=True).encode(),
-            content_type="application/json",
-        )
-
-    def load(self, artist_id: str) -> ScrapeResult | None:
-        name = manifest_name(artist_id)
-        if not self._store.exists(name):
-            return None
-        manifest: Mapping[str, Any] = json.loads(self._store.read(name))
-        raw_image = manifest.get("image")
-        image = None
-        if raw_image is not None:
-            image = ScrapedImage(
-                data=self._store.read(raw_image["object_name"]),
-                content_type=raw_image["content_type"],
-                width=int(raw_image["width"]),
-                height=int(raw_image["height"]),
-                provenance=Provenance(**raw_image["provenance"]),
-                fetched_at=datetime.fromisoformat(raw_image["fetched_at"]),
-            )
-        return ScrapeResult(
-            artist_id=str(manifest["artist_id"]),
-            outcome=Outcome(manifest["outcome"]),
-            reason=str(manifest["reason"]),
-            attempted_at=datetime.fromisoformat(manifest["attempted_at"]),
-            image=image,
-            source_name=manifest.get("source_name"),
-            page_url=manifest.get("page_url"),
-        )
-
-
-class ImagePublisher:
-    """Publishes a normalized image (object first, then row) or records a failed attempt.
-
-    Order matters: the object is written once under a content-addressed name *before* its
-    row, and the row insert + current-image switch is one transaction, so the main API never
-    reads a row that points at a missing object. Failures only touch the scrape state.
-    """
-
-    def __init__(self, store: ObjectStore, repository: CatalogRepository) -> None:
-        self._store = store
+    def __init__(self, objects: ObjectStore, repository: CatalogRepository) -> None:
+        self._objects = objects
         self._repository = repository
 
-    def publish(self, publication: Publication) -> StoredObject | None:
+    @property
+    def objects(self) -> ObjectStore:
+        return self._objects
+
+    @property
+    def repository(self) -> CatalogRepository:
+        return self._repository
+
+    def tasks(self, artist_ids: Sequence[str], batch_id: str) -> list[ArtistTask | SkippedArtist]:
+        repository = self._repository
+        artists = repository.artists(artist_ids)
+        present = [key for key in artist_ids if key in artists]
+        currents = repository.current_images(present)
+        states = repository.scrape_states(present)
+        items: list[ArtistTask | SkippedArtist] = []
+        for key in artist_ids:
+            artist = artists.get(key)
+            if artist is None:
+                items.append(
+                    SkippedArtist(
+                        key, ArtistStatus.NOT_IN_CATALOG, reason="artist not in the catalog"
+                    )
+                )
+                continue
+            row = currents.get(key)
+            current = current_image(row) if row is not None else None
+            state = states.get(key)
+            if state is not None and state.last_batch_id == batch_id:
+                items.append(
+                    SkippedArtist(
+                        key,
+                        ArtistStatus.ALREADY_DONE,
+                        artist_name=artist.name,
+                        outcome=state.last_outcome,
+                        reason=state.last_reason or "",
+                        current=current,
+                    )
+                )
+                continue
+            known = None
+            if current is not None and state is not None and state.source_image_url:
+                known = KnownImage(
+                    source_image_url=state.source_image_url,
+                    etag=state.source_etag,
+                    last_modified=state.source_last_modified,
+                )
+            items.append(ArtistTask(artist=artist, current=current, known=known))
+        return items
+
+    def archive_original(self, artist_id: str, image: ScrapedImage) -> OriginalImage:
+        name = original_object_name(artist_id, image.sha256, image.content_type)
+        stored = self._objects.put_immutable(
+            name,
+            image.data,
+            content_type=image.content_type,
+            cache_control=SOURCE_CACHE_CONTROL,
+            metadata={"artist_id": artist_id, "source": image.provenance.source_name},
+        )
+        return OriginalImage(
+            sha256=image.sha256,
+            content_type=image.content_type,
+            width=image.width,
+            height=image.height,
+            byte_size=image.byte_size,
+            image_url=image.provenance.image_url,
+            object_uri=stored.uri,
+        )
+
+    def publish(self, publication: Publication, *, batch_id: str) -> tuple[CurrentImage, bool]:
         artist_id = publication.artist_id
+        image, scraped = publication.image, publication.scraped
+        provenance = scraped.provenance
+        name = image_object_name(artist_id, image.sha256, image.extension)
+        stored = self._objects.put_immutable(
+            name,
+            image.data,
+            content_type=image.content_type,
+            cache_control=PUBLISHED_CACHE_CONTROL,
+            metadata={
+                "artist_id": artist_id,
+                "sha256": image.sha256,
+                "source": provenance.source_name,
+                "source_sha256": scraped.sha256,
+            },
+        )
         attempted_at = publication.result.attempted_at
-        image, name, provenance = publication.image, publication.object_name, publication.provenance
-        if image is not None and name is not None and provenance is not None:
-            stored = self._store.put_immutable(
-                name,
-                image.data,
-                content_type=image.content_type,
-                cache_control=PUBLISHED_CACHE_CONTROL,
-                metadata={
-                    "artist_id": artist_id,
-                    "sha256": image.sha256,
-                    "source": provenance.source_name,
-                },
-            )
-            self._repository.record_image(
-                ImageRecord(
-                    artist_id=artist_id,
-                    object_name=stored.name,
-                    object_uri=stored.uri,
-                    public_url=stored.public_url,
-                    sha256=image.sha256,
-                    width=image.width,
-                    height=image.height,
-                    content_type=image.content_type,
-                    byte_size=len(image.data),
-                    source_name=provenance.source_name,
-                    source_page_url=provenance.page_url,
-                    source_image_url=provenance.image_url,
-                    license=provenance.license,
-                    attribution=provenance.attribution,
-                    scraped_at=attempted_at,
-                    source_etag=provenance.etag,
-                    source_last_modified=provenance.last_modified,
-                ),
-                attempted_at=attempted_at,
-                reason=publication.reason,
-            )
-            return stored
-        if publication.outcome is Outcome.UNCHANGED:
-            self._repository.record_unchanged(
-                artist_id, attempted_at=attempted_at, reason=publication.reason
-            )
-        else:
-            self._repository.record_failure(
-                artist_id, publication.outcome, publication.reason, attempted_at=attempted_at
-            )
-        return None
+        record = ImageRecord(
+            artist_id=artist_id,
+            object_name=stored.name,
+            object_uri=stored.uri,
+            public_url=stored.public_url,
+            sha256=image.sha256,
+            width=image.width,
+            height=image.height,
+            content_type=image.content_type,
+            byte_size=len(image.data),
+            source_name=provenance.source_name,
+            source_page_url=provenance.page_url,
+            source_image_url=provenance.image_url,
+            license=provenance.license,
+            attribution=provenance.attribution,
+            scraped_at=attempted_at,
+            source_etag=provenance.etag,
+            source_last_modified=provenance.last_modified,
+            source_sha256=scraped.sha256,
+            source_content_type=scraped.content_type,
+            source_byte_size=scraped.byte_size,
+            preview=publication.preview_jpeg,
+        )
+        outcome = self._repository.record_image(
+            record,
+            attempted_at=attempted_at,
+            reason=publication.result.reason,
+            batch_id=batch_id,
+        )
+        current = _current_from_record(record)
+        return current, outcome.switched
+
+    def record_unchanged(
+        self, task: ArtistTask, result: ScrapeResult, *, batch_id: str
+    ) -> CurrentImage | None:
+        self._repository.record_unchanged(
+            task.artist.id,
+            attempted_at=result.attempted_at,
+            reason=result.reason,
+            batch_id=batch_id,
+        )
+        if task.current is None:
+            return None
+        return dataclasses.replace(
+            task.current, scraped_at=max(task.current.scraped_at, result.attempted_at)
+        )
+
+    def record_failure(self, task: ArtistTask, result: ScrapeResult, *, batch_id: str) -> None:
+        self._repository.record_failure(
+            task.artist.id,
+            result.outcome,
+            result.reason,
+            attempted_at=result.attempted_at,
+            batch_id=batch_id,
+        )

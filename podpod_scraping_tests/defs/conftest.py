@@ -18,8 +18,8 @@ from google.cloud import storage
 from PIL import Image, ImageDraw
 from sqlalchemy import text
 
-from podpod_scraping.defs.assets import artist_image, artist_source_image
-from podpod_scraping.defs.io_managers import CatalogIOManager, SourceImageIOManager
+from podpod_scraping.defs.assets import artist_images
+from podpod_scraping.defs.batching import REFRESH_OP, RefreshBatchConfig, artist_refresh_job
 from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 from podpod_scraping.demo.site import FixtureServer, Route
@@ -51,6 +51,54 @@ def make_jpeg(seed: int, size: tuple[int, int] = (400, 300)) -> bytes:
     return buffer.getvalue()
 
 
+#: The two entry points of the one refresh step: a run of the partitioned assets over a
+#: range (UI backfills, the CLI, the sensor) and the batch refresh job (the schedule).
+ENTRY_POINTS = ("assets", "batch")
+
+
+@dataclass
+class RunOutcome:
+    """One run's result, read the same way whichever entry point ran it."""
+
+    result: dg.ExecuteInProcessResult
+
+    @property
+    def success(self) -> bool:
+        return self.result.success
+
+    def _events(self, kind: str, asset: str) -> dict[str, Any]:
+        key = dg.AssetKey(asset)
+        found: dict[str, Any] = {}
+        for event in self.result.all_events:
+            if kind == "materialization" and event.is_step_materialization:
+                data: Any = event.step_materialization_data.materialization
+            elif kind == "observation" and event.event_type_value == "ASSET_OBSERVATION":
+                data = event.asset_observation_data.asset_observation
+            else:
+                continue
+            if data.asset_key == key:
+                found[str(data.partition)] = data.metadata
+        return found
+
+    def materialized(self, asset: str = "artist_image") -> dict[str, Any]:
+        """Partition → metadata of this run's materializations of ``asset``."""
+        return self._events("materialization", asset)
+
+    def observed(self, asset: str = "artist_image") -> dict[str, Any]:
+        """Partition → metadata of this run's observations of ``asset``."""
+        return self._events("observation", asset)
+
+    def failure_description(self) -> str:
+        """The step's failure message ('' when the run succeeded)."""
+        for event in self.result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                return (error.message if error else "") + str(
+                    event.step_failure_data.user_failure_data or ""
+                )
+        return ""
+
+
 @dataclass
 class Pipeline:
     """The production path on real services, driven in-process."""
@@ -61,6 +109,7 @@ class Pipeline:
     bucket: storage.Bucket
     site: FixtureServer
     config_path: Path
+    entry: str = "assets"
     versions: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -164,8 +213,24 @@ class Pipeline:
             config.setdefault("images", {}).update(images)
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
-    def run(self, keys: list[str]) -> dg.ExecuteInProcessResult:
-        """One run over ``keys``, exactly as a single-run backfill of that range does."""
+    def run(self, keys: list[str], entry: str | None = None) -> RunOutcome:
+        """One run over ``keys`` through ``entry`` (default: this pipeline's entry point).
+
+        ``assets``: exactly what a single-run backfill (or the CLI) runs over a partition
+        range; ``batch``: exactly what the schedule's batch refresh job runs.
+        """
+        entry = entry or self.entry
+        if entry == "batch":
+            return RunOutcome(
+                artist_refresh_job.execute_in_process(
+                    run_config=dg.RunConfig(
+                        ops={REFRESH_OP: RefreshBatchConfig(artist_ids=keys, reason="test")}
+                    ),
+                    instance=self.instance,
+                    resources=self.resources,
+                    raise_on_error=False,
+                )
+            )
         existing = list(self.instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
         ordered = [key for key in existing if key in set(keys)]
         assert ordered == existing[existing.index(ordered[0]) : existing.index(ordered[-1]) + 1], (
@@ -179,12 +244,14 @@ class Pipeline:
                 "dagster/asset_partition_range_end": ordered[-1],
             }
         )
-        return dg.materialize(
-            [artist_source_image, artist_image],
-            instance=self.instance,
-            resources=self.resources,
-            tags=tags,
-            raise_on_error=False,
+        return RunOutcome(
+            dg.materialize(
+                [artist_images],
+                instance=self.instance,
+                resources=self.resources,
+                tags=tags,
+                raise_on_error=False,
+            )
         )
 
     def rows(self, artist_id: int) -> list[dict[str, Any]]:
@@ -235,9 +302,12 @@ def open_pipeline(
     bucket: storage.Bucket,
     site: FixtureServer,
     workdir: Path,
-    max_workers: int = 4,
+    concurrency: int = 4,
+    entry: str = "assets",
+    dagster_home: Path | None = None,
 ) -> Iterator[Pipeline]:
-    """The pipeline's resources over a catalog, a bucket and a site, with its own instance.
+    """The pipeline's resources over a catalog, a bucket and a site, with its own instance
+    (a test instance, or the instance of ``dagster_home`` for tests that start servers).
 
     ``STORAGE_EMULATOR_HOST`` must already point at the emulator.
     """
@@ -260,6 +330,7 @@ def open_pipeline(
                     "per_host_concurrency": 4,
                     "max_attempts": 1,
                 },
+                "refresh": {"concurrency": concurrency},
             }
         )
     )
@@ -268,11 +339,14 @@ def open_pipeline(
     resources = {
         "catalog": catalog,
         "objects": objects,
-        "scraper": ScraperResource(config_path=str(config_path), max_workers=max_workers),
-        "source_image_io_manager": SourceImageIOManager(objects=objects),
-        "catalog_io_manager": CatalogIOManager(catalog=catalog, objects=objects),
+        "scraper": ScraperResource(config_path=str(config_path)),
     }
-    with dg.instance_for_test() as instance:
+    opened = (
+        dg.DagsterInstance.from_config(str(dagster_home))
+        if dagster_home is not None
+        else dg.instance_for_test()
+    )
+    with opened as instance:
         yield Pipeline(
             instance=instance,
             resources=resources,
@@ -280,10 +354,11 @@ def open_pipeline(
             bucket=bucket,
             site=site,
             config_path=config_path,
+            entry=entry,
         )
 
 
-@pytest.fixture
+@pytest.fixture(params=ENTRY_POINTS)
 def pipeline(
     catalog_url: str,
     gcs_bucket: storage.Bucket,
@@ -291,10 +366,16 @@ def pipeline(
     fixture_server: FixtureServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Pipeline]:
+    """The pipeline, once per entry point (the asset range run and the batch job)."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
     with open_pipeline(
-        catalog_url=catalog_url, bucket=gcs_bucket, site=fixture_server, workdir=tmp_path
+        catalog_url=catalog_url,
+        bucket=gcs_bucket,
+        site=fixture_server,
+        workdir=tmp_path,
+        entry=request.param,
     ) as opened:
         yield opened
 
@@ -306,7 +387,8 @@ def standalone_pipeline(
     site: FixtureServer,
     workdir: Path,
     *,
-    max_workers: int = 4,
+    concurrency: int = 4,
+    entry: str = "assets",
 ) -> Iterator[Pipeline]:
     """A pipeline on its own new catalog database and bucket, for module-scoped scenarios
     (the ``pipeline`` fixture is per test)."""
@@ -327,7 +409,8 @@ def standalone_pipeline(
                 bucket=bucket,
                 site=site,
                 workdir=workdir,
-                max_workers=max_workers,
+                concurrency=concurrency,
+                entry=entry,
             ) as opened:
                 yield opened
     finally:

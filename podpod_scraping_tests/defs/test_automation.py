@@ -10,12 +10,17 @@ import pytest
 from sqlalchemy import text
 
 from podpod_scraping.core.outcomes import Outcome
+from podpod_scraping.defs.assets import artist_images
 from podpod_scraping.defs.batching import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
     REFRESH_OP,
     artist_refresh_job,
+    artist_retry_failed_job,
     batches,
     refresh_run_requests,
 )
+from podpod_scraping.defs.jobs import artist_images_job
 from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
 from podpod_scraping.defs.schedules import build_refresh_schedule
 from podpod_scraping.defs.sensors import artist_catalog_sensor
@@ -30,10 +35,10 @@ def _resources(pipeline: Pipeline) -> dict:
     return {key: pipeline.resources[key] for key in ("catalog", "scraper")}
 
 
-def _sensor(pipeline: Pipeline, cursor: str | None = None) -> dg.SensorResult:
+def _sensor(pipeline: Pipeline) -> dg.SensorResult:
     """One sensor tick; the context is closed so its resources never outlive the test."""
     with dg.build_sensor_context(
-        instance=pipeline.instance, resources=_resources(pipeline), cursor=cursor
+        instance=pipeline.instance, resources=_resources(pipeline)
     ) as context:
         result = artist_catalog_sensor(context)
     assert isinstance(result, dg.SensorResult)
@@ -90,7 +95,31 @@ def test_batches_drop_duplicate_ids_and_keep_order() -> None:
     assert batches(["3", "1", "3", "2"], 2) == [["3", "1"], ["2"]]
 
 
-def test_sensor_adds_new_artists_deletes_removed_and_requests_never_scraped(
+def _apply(pipeline: Pipeline, result: dg.SensorResult) -> None:
+    """Apply a tick's partition requests to the instance, as the daemon does."""
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            pipeline.instance.add_dynamic_partitions(
+                ARTISTS_PARTITION_NAME, list(request.partition_keys)
+            )
+        else:
+            for key in request.partition_keys:
+                pipeline.instance.delete_dynamic_partition(ARTISTS_PARTITION_NAME, key)
+
+
+def _range_keys(pipeline: Pipeline, requests: list[dg.RunRequest]) -> list[list[str]]:
+    """The partition keys each range run request covers, in partition order."""
+    ordered = list(pipeline.instance.get_dynamic_partitions(ARTISTS_PARTITION_NAME))
+    covered = []
+    for request in requests:
+        assert request.job_name == artist_images_job.name
+        start = ordered.index(request.tags[RANGE_START_TAG])
+        end = ordered.index(request.tags[RANGE_END_TAG])
+        covered.append(ordered[start : end + 1])
+    return covered
+
+
+def test_sensor_adds_new_artists_deletes_removed_and_requests_a_range_run_of_the_added(
     pipeline: Pipeline,
 ) -> None:
     insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 6)])
@@ -103,18 +132,20 @@ def test_sensor_adds_new_artists_deletes_removed_and_requests_never_scraped(
     assert list(add.partition_keys) == ["3", "4", "5"]
     assert isinstance(delete, dg.DeleteDynamicPartitionsRequest)
     assert list(delete.partition_keys) == ["99"]
-    assert _artist_ids(list(result.run_requests or [])) == [["2", "3", "4", "5"]]
+    _apply(pipeline, result)
+    assert _range_keys(pipeline, list(result.run_requests or [])) == [["3", "4", "5"]]
 
 
 def test_sensor_does_not_request_the_same_new_artists_twice(pipeline: Pipeline) -> None:
     insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 4)])
-    first = _sensor(pipeline)
-    pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, ["1", "2", "3"])
+    _apply(pipeline, _sensor(pipeline))
     insert_artists(make_engine(pipeline.catalog_url), [(4, "A4")])
 
-    second = _sensor(pipeline, cursor=first.cursor)
+    second = _sensor(pipeline)
+    _apply(pipeline, second)
 
-    assert _artist_ids(list(second.run_requests or [])) == [["4"]]
+    assert _range_keys(pipeline, list(second.run_requests or [])) == [["4"]]
+    assert _sensor(pipeline).run_requests == []
 
 
 def test_sensor_batches_new_artists_by_the_configured_size(pipeline: Pipeline) -> None:
@@ -124,8 +155,32 @@ def test_sensor_batches_new_artists_by_the_configured_size(pipeline: Pipeline) -
     insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 11)])
 
     result = _sensor(pipeline)
+    _apply(pipeline, result)
 
-    assert [len(b) for b in _artist_ids(list(result.run_requests or []))] == [4, 4, 2]
+    covered = _range_keys(pipeline, list(result.run_requests or []))
+    assert [len(keys) for keys in covered] == [4, 4, 2]
+    assert [key for keys in covered for key in keys] == [str(i) for i in range(1, 11)]
+
+
+def test_sensor_range_run_scrapes_exactly_the_new_artists(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Old", image=make_jpeg(1))  # a partition already
+    insert_artists(make_engine(pipeline.catalog_url), [(2, "New A"), (3, "New B")])
+    pipeline.set_page(2, image=make_jpeg(2))
+    pipeline.set_page(3, image=make_jpeg(3))
+    result = _sensor(pipeline)
+    _apply(pipeline, result)
+    (request,) = result.run_requests or []
+
+    run = dg.materialize(  # what the daemon runs for the request: its range tags
+        [artist_images],
+        instance=pipeline.instance,
+        resources=pipeline.resources,
+        tags=dict(request.tags),
+    )
+
+    assert run.success
+    materialized = pipeline.instance.get_materialized_partitions(dg.AssetKey("artist_image"))
+    assert materialized == {"2", "3"}
 
 
 def _schedule_requests(pipeline: Pipeline, when: datetime) -> list[list[str]]:
@@ -192,24 +247,45 @@ def test_refresh_job_materializes_exactly_its_batch_of_partitions(pipeline: Pipe
     )
 
     result = artist_refresh_job.execute_in_process(
-        run_config=request.run_config, instance=pipeline.instance, resources=pipeline.resources
+        run_config=request.run_config,
+        instance=pipeline.instance,
+        resources=pipeline.resources,
+        raise_on_error=False,
     )
 
-    assert result.success
+    assert not result.success  # artist 2 failed: the run says so
     for asset in ("artist_source_image", "artist_image"):
         materialized = pipeline.instance.get_materialized_partitions(dg.AssetKey(asset))
-        assert materialized == {"1", "2", "3"}, asset
-    records = pipeline.instance.fetch_materializations(
+        assert materialized == {"1", "3"}, asset
+    records = pipeline.instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("artist_image"), asset_partitions=["2"]),
         limit=1,
     ).records
-    materialization = records[0].asset_materialization
-    assert materialization is not None
-    assert materialization.metadata["outcome"].value == "page_not_found"
+    observation = records[0].asset_observation
+    assert observation is not None
+    assert observation.metadata["outcome"].value == "page_not_found"
     assert len(pipeline.rows(1)) == len(pipeline.rows(3)) == 1
     assert pipeline.rows(2) == pipeline.rows(4) == []
     with make_engine(pipeline.catalog_url).connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM artist_scrape_state")).scalar() == 3
+
+
+def test_retry_failed_job_refreshes_every_failed_artist_now(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    pipeline.add_artist(2, "Back Soon", page_status=404)
+    pipeline.add_artist(3, "Lee Hi", image=make_jpeg(3))
+    assert not pipeline.run(["1", "2", "3"]).success
+    pipeline.set_page(2, image=make_jpeg(2))  # the site is fixed; artist 2 is in backoff
+    pipeline.site.reset_hits()
+
+    result = artist_retry_failed_job.execute_in_process(
+        instance=pipeline.instance, resources=pipeline.resources
+    )
+
+    assert result.success
+    assert pipeline.state(2)["last_outcome"] == "found"
+    assert pipeline.site.hits.get(pipeline.page_path(1), 0) == 0  # only the failed one
+    assert pipeline.site.hits.get(pipeline.page_path(3), 0) == 0
 
 
 def test_coverage_schedule_materializes_the_coverage_report_hourly() -> None:

@@ -22,12 +22,8 @@ def _identities(pipeline: Pipeline, artist_id: int) -> list[dict[str, Any]]:
 
 
 def _generations(pipeline: Pipeline) -> dict[str, int | None]:
-    """Every object but the latest-attempt manifest (the one object replaced per attempt)."""
-    return {
-        name: blob.generation
-        for name, blob in pipeline.blobs(prefix="").items()
-        if not name.endswith("/latest.json")
-    }
+    """Every object in the bucket: originals and published images (nothing else exists)."""
+    return {name: blob.generation for name, blob in pipeline.blobs(prefix="").items()}
 
 
 def _first_run(pipeline: Pipeline, headers: dict[str, str]) -> None:
@@ -58,8 +54,15 @@ def test_unchanged_image_is_revalidated_with_a_304_and_nothing_is_written(
     assert state["last_outcome"] == "unchanged"
     assert "(304)" in state["last_reason"]  # only a 304 answer (no body) gives this outcome
     assert state["consecutive_failures"] == 0
-    (metadata,) = [m.metadata for m in result.asset_materializations_for_node("artist_image")]
+    metadata = result.materialized("artist_image")["1"]
     assert metadata["outcome"].value == "unchanged"
+    # The latest event shows the current image, not only the outcome.
+    current = pipeline.rows(1)[0]
+    assert metadata["sha256"].value == current["sha256"]
+    assert metadata["object_uri"].value == current["object_uri"]
+    assert metadata["width"].value == current["width"]
+    assert "data:image/jpeg" in str(metadata["preview"].value)
+    assert result.materialized("artist_source_image")["1"]["outcome"].value == "unchanged"
     assert _generations(pipeline) == objects  # no upload, original or published
     assert _identities(pipeline, 1) == rows  # no new row, same current image
     assert pipeline.rows(1)[0]["scraped_at"] > scraped_at  # verified now: not stale
@@ -99,3 +102,29 @@ def test_changed_image_at_the_same_url_is_downloaded_and_published(pipeline: Pip
     assert [row["id"] for row in rows[:1]] == [old[0]["id"]]
     assert [row["is_current"] for row in rows] == [False, True]
     assert pipeline.bucket.get_blob(rows[0]["object_name"]) is not None
+
+
+def test_redirected_image_is_revalidated_under_the_url_the_page_names(pipeline: Pipeline) -> None:
+    """The page names /images/1-v1.jpg, which redirects to the CDN path holding the bytes:
+    validators are kept under the named URL, so the refresh is a 304, not a download."""
+    pipeline.add_artist(1, "Nell")
+    named = "/images/1-v1.jpg"
+    served = "/cdn/photo-1.jpg"
+    pipeline.set_page_html(
+        1, f'<html><body><img class="artist-image" src="{named}" alt="photo"></body></html>'
+    )
+    pipeline.site.add_route(named, status=302, headers={"Location": served})
+    pipeline.site.add_route(
+        served, body=make_jpeg(1), headers={"Content-Type": "image/jpeg", "ETag": ETAG}
+    )
+    assert pipeline.run(["1"]).success
+    assert pipeline.state(1)["source_image_url"].endswith(named)
+    objects = _generations(pipeline)
+    pipeline.site.reset_hits()
+
+    assert pipeline.run(["1"]).success
+
+    (sent,) = pipeline.site.headers[served]
+    assert sent["If-None-Match"] == ETAG
+    assert pipeline.state(1)["last_outcome"] == "unchanged"
+    assert _generations(pipeline) == objects

@@ -39,7 +39,9 @@ from podpod_scraping_tests.core.fetching.hostile import (
 )
 from podpod_scraping_tests.core.images_factory import encode, png_declaring, silhouette
 from podpod_scraping_tests.defs.conftest import (
+    ENTRY_POINTS,
     Pipeline,
+    RunOutcome,
     ScriptedFixtureServer,
     make_jpeg,
     standalone_pipeline,
@@ -313,8 +315,8 @@ class Scenario:
     """Both runs, and what was recorded between them."""
 
     world: World
-    first: dg.ExecuteInProcessResult
-    second: dg.ExecuteInProcessResult
+    first: RunOutcome
+    second: RunOutcome
     rows_before: dict[int, list[dict[str, Any]]]
     generations_before: dict[str, int]
     page_hits_before: dict[str, int]
@@ -330,12 +332,8 @@ def _good_image_headers(artist_id: int) -> dict[str, str]:
 
 
 def _generations(pipeline: Pipeline) -> dict[str, int]:
-    """Every object but the latest-attempt manifests (replaced on every attempt by design)."""
-    return {
-        name: int(blob.generation or 0)
-        for name, blob in pipeline.blobs(prefix="").items()
-        if not name.endswith("/latest.json")
-    }
+    """Every object in the bucket (originals and published images; nothing is replaced)."""
+    return {name: int(blob.generation or 0) for name, blob in pipeline.blobs(prefix="").items()}
 
 
 def _closed_loopback_port() -> int:
@@ -344,19 +342,26 @@ def _closed_loopback_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=ENTRY_POINTS)
 def scenario(
     postgres_server: PostgresServer,
     gcs_emulator: GCSEmulator,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Scenario]:
+    """The whole scenario once per entry point: the asset range run and the batch job."""
     secret = start_secret_servers()
     runner = SiteRunner(secret)
     server = ScriptedFixtureServer().start()
     try:
         hostile, trickle = runner.start(), runner.start()
         with standalone_pipeline(
-            postgres_server, gcs_emulator, server, tmp_path_factory.mktemp("hostile"), max_workers=8
+            postgres_server,
+            gcs_emulator,
+            server,
+            tmp_path_factory.mktemp("hostile"),
+            concurrency=8,
+            entry=request.param,
         ) as pipeline:
             world = World(pipeline, server, hostile, trickle, secret, _closed_loopback_port())
             pipeline.configure(
@@ -400,8 +405,7 @@ def _play(world: World) -> Scenario:
 
     second = pipeline.run([str(a) for a in range(1, max(NEVER_IMAGED) + 1)])
     metadata = {
-        str(m.partition): dict(m.metadata)
-        for m in second.asset_materializations_for_node("artist_image")
+        key: dict(value) for key, value in (second.materialized() | second.observed()).items()
     }
     return Scenario(
         world, first, second, rows_before, generations_before, page_hits_before, metadata
@@ -414,14 +418,16 @@ def _play(world: World) -> Scenario:
 def test_one_run_mixing_every_case_with_a_good_artist_records_every_outcome(
     scenario: Scenario,
 ) -> None:
-    """No artist's failure fails the run; each partition gets exactly one outcome."""
-    assert scenario.second.success
-    materialized = [
-        m.partition for m in scenario.second.asset_materializations_for_node("artist_image")
-    ]
-    assert sorted(materialized, key=lambda key: int(str(key))) == [
+    """No artist's failure stops another; each partition gets exactly one event; the run
+    fails (failed artists exist) and only artists with a current image are materialized."""
+    assert not scenario.second.success
+    materialized, observed = scenario.second.materialized(), scenario.second.observed()
+    assert not set(materialized) & set(observed)
+    assert sorted({*materialized, *observed}, key=int) == [
         str(a) for a in range(1, max(NEVER_IMAGED) + 1)
     ]
+    successes = {str(ARTIST_IDS[c.name]) for c in CASES if c.outcome.is_success}
+    assert set(materialized) == successes | {str(GOOD_ARTIST)}
     recorded = {
         a: scenario.pipeline.state(a)["last_outcome"] for a in range(1, max(NEVER_IMAGED) + 1)
     }
@@ -463,7 +469,9 @@ def test_failure_keeps_the_good_current_image_row_and_object(
     blob = scenario.pipeline.bucket.get_blob(current["object_name"])
     assert blob is not None
     assert blob.generation == scenario.generations_before[current["object_name"]]
-    assert "object_uri" not in scenario.metadata[str(artist_id)]
+    event = scenario.metadata[str(artist_id)]
+    assert event["published"].value == "previous image kept"
+    assert event["object_uri"].value == current["object_uri"]  # what the app still serves
     state = scenario.pipeline.state(artist_id)
     assert state["consecutive_failures"] == 1
     assert state["next_attempt_at"] is not None

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 
+from PIL import Image
+from sqlalchemy import text
+
+from podpod_scraping.storage.catalog.repository import make_engine
 from podpod_scraping_tests.defs.conftest import Pipeline, make_jpeg
 
 
@@ -24,7 +29,7 @@ def test_materialization_writes_object_and_row_with_matching_sha(pipeline: Pipel
 
     result = pipeline.run(["1"])
 
-    assert result.success
+    assert result.success, result.failure_description()
     row = _current(pipeline, 1)
     blob = pipeline.bucket.blob(row["object_name"])
     data = blob.download_as_bytes()
@@ -39,7 +44,25 @@ def test_materialization_writes_object_and_row_with_matching_sha(pipeline: Pipel
     assert row["source_name"] == "fixture-site"
     assert row["source_page_url"].endswith("/artists/1")
     assert row["license"] == "CC-BY-4.0"
-    assert pipeline.state(1)["last_outcome"] == "found"
+    state = pipeline.state(1)
+    assert state["last_outcome"] == "found"
+    assert state["last_batch_id"] == result.result.run_id
+
+
+def test_row_records_the_original_it_was_normalized_from(pipeline: Pipeline) -> None:
+    original = make_jpeg(1, size=(1600, 1200))
+    pipeline.add_artist(1, "Nell", image=original)
+
+    assert pipeline.run(["1"]).success
+
+    row = _current(pipeline, 1)
+    source_sha = hashlib.sha256(original).hexdigest()
+    assert row["source_sha256"] == source_sha != row["sha256"]
+    assert row["source_content_type"] == "image/jpeg"
+    assert row["source_byte_size"] == len(original)
+    archived = pipeline.bucket.blob(f"sources/1/{source_sha}.jpg").download_as_bytes()
+    assert archived == original
+    assert (row["width"], row["height"]) == (1024, 768)
 
 
 def test_rerun_creates_no_new_object_and_no_duplicate_row(pipeline: Pipeline) -> None:
@@ -82,7 +105,7 @@ def test_broken_image_leaves_previous_current_image_untouched(pipeline: Pipeline
     pipeline.set_page(1, image_body=make_jpeg(9)[:600])  # a truncated JPEG
     result = pipeline.run(["1"])
 
-    assert result.success
+    assert not result.success
     assert pipeline.rows(1) == [good]
     assert pipeline.bucket.blob(good["object_name"]).download_as_bytes()
     state = pipeline.state(1)
@@ -96,7 +119,7 @@ def test_missing_page_leaves_previous_current_image_untouched(pipeline: Pipeline
     good = _current(pipeline, 1)
 
     pipeline.set_page(1, page_status=404)
-    assert pipeline.run(["1"]).success
+    assert not pipeline.run(["1"]).success
 
     assert pipeline.rows(1) == [good]
     assert pipeline.state(1)["last_outcome"] == "page_not_found"
@@ -111,7 +134,9 @@ def test_one_bad_artist_does_not_fail_the_others_in_its_run(pipeline: Pipeline) 
 
     result = pipeline.run(["1", "2", "3", "4", "5"])
 
-    assert result.success
+    assert not result.success
+    assert set(result.materialized("artist_image")) == {"1", "5"}
+    assert set(result.materialized("artist_source_image")) == {"1", "5"}
     assert _current(pipeline, 1)["sha256"] != _current(pipeline, 5)["sha256"]
     assert pipeline.rows(2) == pipeline.rows(3) == pipeline.rows(4) == []
     outcomes = {i: pipeline.state(i)["last_outcome"] for i in range(1, 6)}
@@ -130,12 +155,77 @@ def test_each_partition_carries_its_own_outcome_metadata(pipeline: Pipeline) -> 
 
     result = pipeline.run(["1", "2"])
 
-    materializations = {
-        m.partition: m.metadata for m in result.asset_materializations_for_node("artist_image")
-    }
-    assert materializations["1"]["outcome"].value == "found"
-    assert str(materializations["1"]["object_uri"].value).startswith("gs://")
-    assert materializations["1"]["width"].value == 400
-    assert "data:image/" in str(materializations["1"]["preview"].value)
-    assert materializations["2"]["outcome"].value == "page_not_found"
-    assert "object_uri" not in materializations["2"]
+    found = result.materialized("artist_image")["1"]
+    assert found["outcome"].value == "found"
+    assert found["artist"].value == "Nell"
+    assert str(found["object_uri"].value).startswith("gs://")
+    assert found["width"].value == 400
+    assert "data:image/jpeg" in str(found["preview"].value)
+    assert "2" not in result.materialized("artist_image")
+    failed = result.observed("artist_image")["2"]
+    assert failed["outcome"].value == "page_not_found"
+    assert failed["artist"].value == "Gone Artist"
+    assert "object_uri" not in failed
+
+
+def test_failed_artists_fail_the_run_and_are_named_in_the_failure(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    pipeline.add_artist(2, "Gone Artist", page_status=404)
+
+    result = pipeline.run(["1", "2"])
+
+    assert not result.success
+    description = result.failure_description()
+    assert "1 of 2 artist(s)" in description
+    assert "2 (Gone Artist): page_not_found" in description
+    assert pipeline.state(1)["last_outcome"] == "found"
+
+
+def test_failed_refresh_event_shows_the_image_still_served(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    assert pipeline.run(["1"]).success
+    good = _current(pipeline, 1)
+
+    pipeline.set_page(1, page_status=404)
+    result = pipeline.run(["1"])
+
+    event = result.observed("artist_image")["1"]
+    assert event["outcome"].value == "page_not_found"
+    assert event["published"].value == "previous image kept"
+    assert event["sha256"].value == good["sha256"]
+    assert event["object_uri"].value == good["object_uri"]
+    assert (event["width"].value, event["height"].value) == (400, 300)
+    assert "data:image/jpeg" in str(event["preview"].value)
+
+
+def test_an_id_that_left_the_catalog_is_recorded_without_failing_the_run(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+    pipeline.add_artist(2, "Soon Gone", image=make_jpeg(2))
+    with make_engine(pipeline.catalog_url).begin() as connection:
+        connection.execute(text("DELETE FROM artists WHERE id = 2"))
+
+    result = pipeline.run(["1", "2"])
+
+    assert result.success
+    assert result.observed("artist_image")["2"]["outcome"].value == "not_in_catalog"
+    assert set(result.materialized("artist_image")) == {"1"}
+
+
+def test_avif_original_is_archived_and_published(pipeline: Pipeline) -> None:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(make_jpeg(3))).save(buffer, "AVIF", quality=80)
+    avif = buffer.getvalue()
+    pipeline.add_artist(1, "Nell")
+    pipeline.set_page(1, image_body=avif, image_content_type="image/avif")
+
+    result = pipeline.run(["1"])
+
+    assert result.success, result.failure_description()
+    row = _current(pipeline, 1)
+    assert row["source_content_type"] == "image/avif"
+    source = pipeline.bucket.get_blob(f"sources/1/{row['source_sha256']}.avif")
+    assert source is not None
+    assert source.content_type == "image/avif"
+    assert row["content_type"] == "image/jpeg"

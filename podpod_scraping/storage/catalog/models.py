@@ -121,6 +121,10 @@ class ArtistImageRow(Base):
     scraped_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     is_current: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, server_default=sa.false())
+    source_sha256: Mapped[str | None] = mapped_column(sa.CHAR(64))
+    source_content_type: Mapped[str | None] = mapped_column(sa.Text)
+    source_byte_size: Mapped[int | None] = mapped_column(sa.Integer)
+    preview: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
 
     __table_args__ = (
         sa.UniqueConstraint("artist_id", "sha256"),
@@ -152,5 +156,6 @@ class ArtistScrapeStateRow(Base):
     source_image_url: Mapped[str | None] = mapped_column(sa.Text)
     source_etag: Mapped[str | None] = mapped_column(sa.Text)
     source_last_modified: Mapped[str | None] = mapped_column(sa.Text)
+    last_batch_id: Mapped[str | None] = mapped_column(sa.Text)
 
     __table_args__ = (sa.Index("ix_artist_scrape_state_next_attempt_at", "next_attempt_at"),)

@@ -71,7 +71,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     options: dict[str, Any] = {}
     backend = parsed.get_backend_name()
     if backend == "postgresql":
-        options["pool_pre_ping"] = True
+        # Pre-pinged (a failover must not fail a run); sized for a run's artists in flight.
+        options |= {"pool_pre_ping": True, "pool_size": 8, "max_overflow": 32}
     elif backend == "sqlite":
         options["connect_args"] = {"timeout": 30}
     options.update(kwargs)
@@ -127,6 +128,10 @@ class ImageRecord:
     scraped_at: datetime
     source_etag: str | None = None
     source_last_modified: str | None = None
+    source_sha256: str | None = None
+    source_content_type: str | None = None
+    source_byte_size: int | None = None
+    preview: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,10 @@ class CurrentImage:
     license: str | None
     attribution: str | None
     scraped_at: datetime
+    source_sha256: str | None = None
+    source_content_type: str | None = None
+    source_byte_size: int | None = None
+    preview: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,7 @@ class ScrapeState:
     source_image_url: str | None
     source_etag: str | None
     source_last_modified: str | None
+    last_batch_id: str | None = None
 
     def in_backoff(self, now: datetime) -> bool:
         """True while a failed artist must not be tried again."""
@@ -218,6 +228,12 @@ def _insert(connection: Connection, table: Any) -> Any:
     )
 
 
+def _later(column: Any, value: datetime) -> Any:
+    """``column`` moved forward to ``value``, never backwards (portable GREATEST)."""
+    bound = sa.literal(value, type_=column.type)
+    return sa.case((column < bound, bound), else_=column)
+
+
 def _aware(value: datetime, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got {value!r}")
@@ -241,6 +257,10 @@ _IMAGE_COLUMNS = (
     ArtistImageRow.license,
     ArtistImageRow.attribution,
     ArtistImageRow.scraped_at,
+    ArtistImageRow.source_sha256,
+    ArtistImageRow.source_content_type,
+    ArtistImageRow.source_byte_size,
+    ArtistImageRow.preview,
 )
 
 _STATE_COLUMNS = (
@@ -254,6 +274,7 @@ _STATE_COLUMNS = (
     ArtistScrapeStateRow.source_image_url,
     ArtistScrapeStateRow.source_etag,
     ArtistScrapeStateRow.source_last_modified,
+    ArtistScrapeStateRow.last_batch_id,
 )
 
 
@@ -345,12 +366,17 @@ class CatalogRepository:
         )
 
     def record_image(
-        self, record: ImageRecord, *, attempted_at: datetime, reason: str | None = None
+        self,
+        record: ImageRecord,
+        *,
+        attempted_at: datetime,
+        reason: str | None = None,
+        batch_id: str | None = None,
     ) -> RecordOutcome:
         """Record a published image as the artist's only current one, in one transaction.
 
-        The same image (same sha256) found again reuses its history row and just
-        refreshes ``scraped_at``: a rerun never duplicates and never switches.
+        The same image (same sha256) found again reuses its history row and refreshes
+        ``scraped_at`` (never backwards): a rerun never duplicates and never switches.
         """
         artist_id = _require_db_id(record.artist_id)
         attempted_at = _aware(attempted_at, "attempted_at")
@@ -369,6 +395,7 @@ class CatalogRepository:
                     "source_image_url": record.source_image_url,
                     "source_etag": record.source_etag,
                     "source_last_modified": record.source_last_modified,
+                    "last_batch_id": batch_id,
                 },
             )
             inserted = connection.execute(
@@ -391,6 +418,10 @@ class CatalogRepository:
                     scraped_at=record.scraped_at,
                     created_at=datetime.now(UTC),
                     is_current=False,
+                    source_sha256=record.source_sha256,
+                    source_content_type=record.source_content_type,
+                    source_byte_size=record.source_byte_size,
+                    preview=record.preview,
                 )
                 .on_conflict_do_nothing(
                     index_elements=[ArtistImageRow.artist_id, ArtistImageRow.sha256]
@@ -405,7 +436,19 @@ class CatalogRepository:
                         ArtistImageRow.artist_id == artist_id,
                         ArtistImageRow.sha256 == record.sha256,
                     )
-                    .values(scraped_at=record.scraped_at)
+                    .values(
+                        scraped_at=_later(ArtistImageRow.scraped_at, record.scraped_at),
+                        source_sha256=sa.func.coalesce(
+                            ArtistImageRow.source_sha256, record.source_sha256
+                        ),
+                        source_content_type=sa.func.coalesce(
+                            ArtistImageRow.source_content_type, record.source_content_type
+                        ),
+                        source_byte_size=sa.func.coalesce(
+                            ArtistImageRow.source_byte_size, record.source_byte_size
+                        ),
+                        preview=sa.func.coalesce(ArtistImageRow.preview, record.preview),
+                    )
                     .returning(ArtistImageRow.id)
                 ).scalar_one()
             else:
@@ -430,7 +473,14 @@ class CatalogRepository:
                 )
         return RecordOutcome(image_id=image_id, created=created, switched=switched)
 
-    def record_unchanged(self, artist_id: str, *, attempted_at: datetime, reason: str) -> None:
+    def record_unchanged(
+        self,
+        artist_id: str,
+        *,
+        attempted_at: datetime,
+        reason: str,
+        batch_id: str | None = None,
+    ) -> None:
         """A successful check that found nothing new (e.g. HTTP 304): the image is current.
 
         Resets the failure count and refreshes the current image's ``scraped_at`` (it was
@@ -449,16 +499,23 @@ class CatalogRepository:
                     "consecutive_failures": 0,
                     "next_attempt_at": None,
                     "last_success_at": attempted_at,
+                    "last_batch_id": batch_id,
                 },
             )
             connection.execute(
                 sa.update(ArtistImageRow)
                 .where(ArtistImageRow.artist_id == db_id, ArtistImageRow.is_current)
-                .values(scraped_at=attempted_at)
+                .values(scraped_at=_later(ArtistImageRow.scraped_at, attempted_at))
             )
 
     def record_failure(
-        self, artist_id: str, outcome: Outcome, reason: str, *, attempted_at: datetime
+        self,
+        artist_id: str,
+        outcome: Outcome,
+        reason: str,
+        *,
+        attempted_at: datetime,
+        batch_id: str | None = None,
     ) -> ScrapeState:
         """Record a failed attempt and schedule the next one; images are never touched."""
         if outcome.is_success:
@@ -473,6 +530,7 @@ class CatalogRepository:
                 last_outcome=outcome.value,
                 last_reason=reason,
                 consecutive_failures=1,
+                last_batch_id=batch_id,
             )
             failures = connection.execute(
                 statement.on_conflict_do_update(
@@ -482,6 +540,7 @@ class CatalogRepository:
                         "last_outcome": statement.excluded.last_outcome,
                         "last_reason": statement.excluded.last_reason,
                         "consecutive_failures": state.consecutive_failures + 1,
+                        "last_batch_id": statement.excluded.last_batch_id,
                     },
                 ).returning(state.consecutive_failures)
             ).scalar_one()
@@ -546,6 +605,17 @@ class CatalogRepository:
             .outerjoin(ArtistScrapeStateRow, ArtistScrapeStateRow.artist_id == ArtistRow.id)
             .where(ArtistScrapeStateRow.artist_id.is_(None))
             .order_by(ArtistRow.id)
+        )
+        with self.engine.connect() as connection:
+            return [str(value) for value in connection.execute(query).scalars()]
+
+    def failed_artist_ids(self) -> list[str]:
+        """Catalog artists whose last attempt failed (whatever their backoff), ordered by id."""
+        query = (
+            sa.select(ArtistScrapeStateRow.artist_id)
+            .join(ArtistRow, ArtistRow.id == ArtistScrapeStateRow.artist_id)
+            .where(ArtistScrapeStateRow.last_outcome.not_in(_SUCCESS_OUTCOMES))
+            .order_by(ArtistScrapeStateRow.artist_id)
         )
         with self.engine.connect() as connection:
             return [str(value) for value in connection.execute(query).scalars()]
