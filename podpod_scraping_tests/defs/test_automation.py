@@ -307,3 +307,18 @@ def test_schedule_skips_artists_held_by_an_unfinished_batch_run(pipeline: Pipeli
     )
 
     assert _schedule_requests(pipeline, NOW) == [["1", "3"]]
+
+
+def test_schedule_skips_artists_held_by_an_unfinished_range_run(pipeline: Pipeline) -> None:
+    insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 6)])
+    pipeline.instance.add_dynamic_partitions(ARTISTS_PARTITION_NAME, [str(i) for i in range(1, 6)])
+    job = dg.Definitions(
+        assets=[artist_images], jobs=[artist_images_job], resources=pipeline.resources
+    ).get_job_def(artist_images_job.name)
+    pipeline.instance.create_run_for_job(
+        job_def=job,
+        tags={RANGE_START_TAG: "2", RANGE_END_TAG: "4"},
+        status=dg.DagsterRunStatus.STARTED,
+    )
+
+    assert _schedule_requests(pipeline, NOW) == [["1", "5"]]

@@ -345,3 +345,46 @@ def test_coverage_of_an_empty_catalog_has_the_fixed_categories(repo: CatalogRepo
 
     assert list(frame["category"]) == ["current image", "stale", "never attempted", "never found"]
     assert list(frame["artists"]) == [0, 0, 0, 0]
+
+
+def test_an_older_attempt_never_moves_scraped_at_back(artists: CatalogRepository) -> None:
+    artists.record_image(image("1", "a", scraped_at=NOW), attempted_at=NOW)
+    earlier = NOW - timedelta(hours=1)
+
+    artists.record_image(image("1", "a", scraped_at=earlier), attempted_at=earlier)
+    artists.record_unchanged("1", attempted_at=earlier, reason="304")
+
+    (current,) = artists.current_images(["1"]).values()
+    assert current.scraped_at == NOW
+
+
+def test_record_image_keeps_the_original_and_preview_it_was_given(
+    artists: CatalogRepository,
+) -> None:
+    artists.record_image(
+        image(
+            "1",
+            "a",
+            source_sha256="b" * 64,
+            source_content_type="image/png",
+            source_byte_size=999,
+            preview=b"\xff\xd8tiny",
+        ),
+        attempted_at=NOW,
+        batch_id="run-7",
+    )
+
+    (current,) = artists.current_images(["1"]).values()
+    assert (current.source_sha256, current.source_content_type) == ("b" * 64, "image/png")
+    assert (current.source_byte_size, current.preview) == (999, b"\xff\xd8tiny")
+    assert artists.scrape_states(["1"])["1"].last_batch_id == "run-7"
+
+
+def test_failed_artist_ids_lists_every_failure_whatever_its_backoff(
+    artists: CatalogRepository,
+) -> None:
+    artists.record_image(image("1", "a"), attempted_at=NOW)
+    artists.record_failure("2", Outcome.PAGE_NOT_FOUND, "gone", attempted_at=NOW)
+    artists.record_failure("3", Outcome.TIMEOUT, "slow", attempted_at=NOW)
+
+    assert artists.failed_artist_ids() == ["2", "3"]
