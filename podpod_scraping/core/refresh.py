@@ -15,13 +15,16 @@ the object store in production; anything honouring the protocol in a test).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from podpod_scraping.core.images import (
     DecodedImage,
@@ -183,51 +186,114 @@ def refresh_artists(
     images: ImagePolicy,
     batch_id: str,
     options: RefreshOptions = RefreshOptions(),
-    cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[ArtistReport]:
     """Refresh ``artist_ids`` (duplicates dropped); yield one report per id as each ends.
 
     Reports arrive in completion order, while the other artists are still in flight, so
-    a caller can show progress (and Dagster can record events) during the batch. One
-    artist's failure, or one artist's storage error, never stops the others. Closing
-    the iterator early (or ``cancelled()`` turning true) stops submitting new artists
-    and waits for those in flight.
+    a caller can show progress (and Dagster can record events) during the batch. A
+    feeder thread keeps ``concurrency`` artists in flight whatever the caller does with
+    each report (recording a Dagster event takes milliseconds that must not idle the
+    workers); at most :data:`REPORTS_BUFFERED` finished reports wait for the caller.
+    One artist's failure, or one artist's storage error, never stops the others.
+    Closing the iterator early stops feeding new artists and waits for those in flight.
     """
     unique = list(dict.fromkeys(artist_ids))
-    worker = _Worker(store, scraper, images, batch_id)
-    in_flight: set[Future[ArtistReport]] = set()
-    limit = options.concurrency
-    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="refresh") as pool:
-        try:
-            for chunk_start in range(0, len(unique), _TASK_CHUNK):
-                chunk = unique[chunk_start : chunk_start + _TASK_CHUNK]
-                for item in store.tasks(chunk, batch_id):
-                    if isinstance(item, SkippedArtist):
-                        yield _skipped_report(item)
-                        continue
-                    while len(in_flight) >= limit:
-                        done, in_flight = _wait_some(in_flight)
-                        yield from (future.result() for future in done)
-                    if cancelled():
-                        return
-                    in_flight.add(pool.submit(worker.refresh, item))
-            while in_flight:
-                done, in_flight = _wait_some(in_flight)
-                yield from (future.result() for future in done)
-        finally:
-            for future in in_flight:
-                future.cancel()
+    batch = _Batch(_Worker(store, scraper, images, batch_id), store, batch_id, options)
+    batch.start(unique)
+    try:
+        while True:
+            item = batch.reports.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        batch.stop()
 
 
 #: Artists whose tasks are read from the store at once (one catalog query per chunk).
 _TASK_CHUNK = 500
+#: Finished reports that may wait for a slow caller before the workers pause.
+REPORTS_BUFFERED = 256
+_DONE = object()
 
 
-def _wait_some(
-    futures: set[Future[ArtistReport]],
-) -> tuple[set[Future[ArtistReport]], set[Future[ArtistReport]]]:
-    done, pending = wait(futures, return_when=FIRST_COMPLETED)
-    return set(done), set(pending)
+class _Batch:
+    """The feeder thread, the worker pool and the bounded queue of finished reports."""
+
+    def __init__(
+        self, worker: _Worker, store: ImageStore, batch_id: str, options: RefreshOptions
+    ) -> None:
+        self._worker = worker
+        self._store = store
+        self._batch_id = batch_id
+        self._slots = threading.BoundedSemaphore(options.concurrency)
+        self._stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(
+            max_workers=options.concurrency, thread_name_prefix="refresh"
+        )
+        self.reports: queue.Queue[Any] = queue.Queue(maxsize=REPORTS_BUFFERED)
+        self._feeder: threading.Thread | None = None
+
+    def start(self, artist_ids: list[str]) -> None:
+        self._feeder = threading.Thread(
+            target=self._feed, args=(artist_ids,), name="refresh-feeder", daemon=True
+        )
+        self._feeder.start()
+
+    def stop(self) -> None:
+        """Stop feeding; wait for the artists in flight (reports not taken are dropped)."""
+        self._stopping.set()
+        while self._feeder is not None and self._feeder.is_alive():
+            self._drain()
+            self._feeder.join(timeout=0.1)
+        self._pool.shutdown(wait=True)
+        self._drain()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.reports.get_nowait()
+
+    def _feed(self, artist_ids: list[str]) -> None:
+        futures: list[Future[ArtistReport]] = []
+        try:
+            for start in range(0, len(artist_ids), _TASK_CHUNK):
+                chunk = artist_ids[start : start + _TASK_CHUNK]
+                for item in self._store.tasks(chunk, self._batch_id):
+                    if self._stopping.is_set():
+                        return
+                    if isinstance(item, SkippedArtist):
+                        self._put(_skipped_report(item))
+                        continue
+                    while not self._slots.acquire(timeout=0.5):
+                        if self._stopping.is_set():
+                            return
+                    future = self._pool.submit(self._worker.refresh, item)
+                    future.add_done_callback(self._finished)
+                    futures.append(future)
+        except BaseException as error:  # the store's reads failed: the caller raises it
+            self._put(error)
+        finally:
+            wait(futures)
+            self._put(_DONE)
+
+    def _finished(self, future: Future[ArtistReport]) -> None:
+        self._slots.release()
+        try:
+            report: Any = future.result()
+        except BaseException as error:  # a bug in the worker: surface it to the caller
+            report = error
+        self._put(report)
+
+    def _put(self, item: Any) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.reports.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
 
 def _skipped_report(item: SkippedArtist) -> ArtistReport:

@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -230,13 +231,12 @@ class Fetcher:
             self._throttle.set_crawl_delay,
         )
         _install_log_redaction()
-        self._client = httpx.Client(
-            transport=GuardedTransport(self._guard),
-            follow_redirects=False,  # every hop is checked by _fetch
-            trust_env=False,  # no proxies or netrc from the environment: they bypass the guard
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # keep none
-            headers={"User-Agent": policy.user_agent, "Accept-Encoding": "gzip, deflate"},
-        )
+        # One client (and connection pool) per thread: a shared pool serialises every
+        # request start and end on its lock, which under the GIL became a convoy that held
+        # host slots idle (measured: a third of workers' time waiting on that lock).
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._clients_lock = threading.Lock()
 
     # -- public API -------------------------------------------------------------------
 
@@ -289,7 +289,29 @@ class Fetcher:
         return self._response(raw)
 
     def close(self) -> None:
-        self._client.close()
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+    def _client(self) -> httpx.Client:
+        """This thread's client: the guarded transport, no cookies, no environment proxies."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(
+                transport=GuardedTransport(self._guard),
+                follow_redirects=False,  # every hop is checked by _fetch
+                trust_env=False,  # no proxies or netrc from the environment: they bypass the guard
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # keep none
+                headers={
+                    "User-Agent": self._policy.user_agent,
+                    "Accept-Encoding": "gzip, deflate",
+                },
+            )
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def __enter__(self) -> Self:
         return self
@@ -495,10 +517,11 @@ class Fetcher:
                 pool=remaining,
             )
             try:
-                request = self._client.build_request(
+                client = self._client()
+                request = client.build_request(
                     "GET", target.url, headers=dict(headers), timeout=timeout
                 )
-                response = self._client.send(request, stream=True)
+                response = client.send(request, stream=True)
                 try:
                     content = b""
                     if 200 <= response.status_code < 300:
