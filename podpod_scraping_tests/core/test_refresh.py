@@ -1,0 +1,173 @@
+"""The refresh service's flow: reports stream out while artists are in flight, and stop.
+
+The store and the scraper are the service's collaborators, outside the unit: an
+in-memory store honouring the ``ImageStore`` protocol and a scraper whose answers the test
+controls. The production store is tested in ``storage/test_images.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from podpod_scraping.core.fetching import Fetcher, FetchPolicy
+from podpod_scraping.core.images import ImagePolicy
+from podpod_scraping.core.outcomes import Artist, Outcome, ScrapedImage, ScrapeResult
+from podpod_scraping.core.refresh import (
+    ArtistStatus,
+    ArtistTask,
+    CurrentImage,
+    OriginalImage,
+    Publication,
+    RefreshOptions,
+    SkippedArtist,
+    refresh_artists,
+)
+from podpod_scraping.core.scraper import ArtistImageScraper, KnownImage
+from podpod_scraping.core.sources import SourceConfig
+
+
+class MemoryStore:
+    """Records failures; every artist id is a catalog artist unless listed as missing."""
+
+    def __init__(self, missing: Sequence[str] = (), fail_reads: bool = False) -> None:
+        self.failures: list[str] = []
+        self._missing = set(missing)
+        self._fail_reads = fail_reads
+        self._lock = threading.Lock()
+
+    def tasks(self, artist_ids: Sequence[str], batch_id: str) -> list[ArtistTask | SkippedArtist]:
+        if self._fail_reads:
+            raise ConnectionError("catalog unreachable")
+        return [
+            SkippedArtist(key, ArtistStatus.NOT_IN_CATALOG)
+            if key in self._missing
+            else ArtistTask(Artist(key, f"Artist {key}"))
+            for key in artist_ids
+        ]
+
+    def archive_original(self, artist_id: str, image: ScrapedImage) -> OriginalImage:
+        raise AssertionError("no artist is found in these tests")
+
+    def publish(self, publication: Publication, *, batch_id: str) -> tuple[CurrentImage, bool]:
+        raise AssertionError("no artist is found in these tests")
+
+    def record_unchanged(
+        self, task: ArtistTask, result: ScrapeResult, *, batch_id: str
+    ) -> CurrentImage | None:
+        raise AssertionError("no artist is unchanged in these tests")
+
+    def record_failure(self, task: ArtistTask, result: ScrapeResult, *, batch_id: str) -> None:
+        with self._lock:
+            self.failures.append(task.artist.id)
+
+
+class ControlledScraper(ArtistImageScraper):
+    """Every artist's page is missing; artists in ``held`` wait until ``release`` is set."""
+
+    def __init__(self, fetcher: Fetcher, held: Sequence[str] = ()) -> None:
+        super().__init__(
+            [SourceConfig(name="s", page_url="https://example.invalid/{id}", selector="img")],
+            fetcher,
+            ImagePolicy(),
+        )
+        self.held = set(held)
+        self.release = threading.Event()
+        self.scraped: list[str] = []
+        self._lock = threading.Lock()
+
+    def scrape(self, artist: Artist, known: KnownImage | None = None) -> ScrapeResult:
+        with self._lock:
+            self.scraped.append(artist.id)
+        if artist.id in self.held:
+            assert self.release.wait(timeout=10)
+        return ScrapeResult(
+            artist_id=artist.id,
+            outcome=Outcome.PAGE_NOT_FOUND,
+            reason="s: page answered 404",
+            attempted_at=datetime.now(UTC),
+        )
+
+
+@pytest.fixture
+def fetcher() -> Iterator[Fetcher]:
+    with Fetcher(FetchPolicy()) as opened:  # never used: the scraper answers itself
+        yield opened
+
+
+def test_reports_stream_out_while_other_artists_are_still_in_flight(fetcher: Fetcher) -> None:
+    scraper = ControlledScraper(fetcher, held=["1"])
+    reports = refresh_artists(
+        ["1", "2", "3"],
+        store=MemoryStore(),
+        scraper=scraper,
+        images=ImagePolicy(),
+        batch_id="b",
+        options=RefreshOptions(concurrency=3),
+    )
+
+    first_two = {next(reports).artist_id, next(reports).artist_id}  # "1" is still held
+    scraper.release.set()
+    last = next(reports)
+
+    assert first_two == {"2", "3"}
+    assert last.artist_id == "1"
+    assert last.status is ArtistStatus.FAILED
+    assert list(reports) == []
+
+
+def test_ids_not_in_the_catalog_are_reported_without_being_scraped(fetcher: Fetcher) -> None:
+    scraper = ControlledScraper(fetcher)
+    reports = list(
+        refresh_artists(
+            ["1", "2", "2"],
+            store=MemoryStore(missing=["2"]),
+            scraper=scraper,
+            images=ImagePolicy(),
+            batch_id="b",
+        )
+    )
+
+    assert sorted((r.artist_id, r.status) for r in reports) == [
+        ("1", ArtistStatus.FAILED),
+        ("2", ArtistStatus.NOT_IN_CATALOG),
+    ]
+    assert scraper.scraped == ["1"]
+
+
+def test_closing_the_stream_early_stops_feeding_new_artists(fetcher: Fetcher) -> None:
+    scraper = ControlledScraper(fetcher)
+    store = MemoryStore()
+    reports = refresh_artists(
+        [str(i) for i in range(1, 501)],
+        store=store,
+        scraper=scraper,
+        images=ImagePolicy(),
+        batch_id="b",
+        options=RefreshOptions(concurrency=2),
+    )
+    for _ in range(3):
+        next(reports)
+
+    reports.close()
+    scraped_at_close = len(scraper.scraped)
+
+    assert scraped_at_close < 500
+    assert len(store.failures) == scraped_at_close  # nothing in flight was abandoned
+    assert len(scraper.scraped) == scraped_at_close  # and nothing new started after
+
+
+def test_a_failing_catalog_read_is_raised_to_the_caller(fetcher: Fetcher) -> None:
+    reports = refresh_artists(
+        ["1"],
+        store=MemoryStore(fail_reads=True),
+        scraper=ControlledScraper(fetcher),
+        images=ImagePolicy(),
+        batch_id="b",
+    )
+
+    with pytest.raises(ConnectionError, match="catalog unreachable"):
+        list(reports)
