@@ -19,7 +19,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -186,7 +186,7 @@ def refresh_artists(
     images: ImagePolicy,
     batch_id: str,
     options: RefreshOptions = RefreshOptions(),
-) -> Iterator[ArtistReport]:
+) -> Generator[ArtistReport, None, None]:
     """Refresh ``artist_ids`` (duplicates dropped); yield one report per id as each ends.
 
     Reports arrive in completion order, while the other artists are still in flight, so
