@@ -257,7 +257,7 @@ class _Batch:
                 self.reports.get_nowait()
 
     def _feed(self, artist_ids: list[str]) -> None:
-        futures: list[Future[ArtistReport]] = []
+        futures: list[Future[None]] = []
         try:
             for start in range(0, len(artist_ids), _TASK_CHUNK):
                 chunk = artist_ids[start : start + _TASK_CHUNK]
@@ -270,22 +270,24 @@ class _Batch:
                     while not self._slots.acquire(timeout=0.5):
                         if self._stopping.is_set():
                             return
-                    future = self._pool.submit(self._worker.refresh, item)
-                    future.add_done_callback(self._finished)
-                    futures.append(future)
+                    futures.append(self._pool.submit(self._refresh, item))
         except BaseException as error:  # the store's reads failed: the caller raises it
             self._put(error)
         finally:
             wait(futures)
             self._put(_DONE)
 
-    def _finished(self, future: Future[ArtistReport]) -> None:
-        self._slots.release()
+    def _refresh(self, task: ArtistTask) -> None:
+        """One artist, its report queued *before* the task ends: once the feeder has waited
+        for every task, every report is in the queue ahead of the end marker."""
         try:
-            report: Any = future.result()
+            report: Any = self._worker.refresh(task)
         except BaseException as error:  # a bug in the worker: surface it to the caller
             report = error
-        self._put(report)
+        try:
+            self._put(report)
+        finally:
+            self._slots.release()
 
     def _put(self, item: Any) -> None:
         while not self._stopping.is_set():
