@@ -8,6 +8,7 @@ published image untouched.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +33,7 @@ class Outcome(StrEnum):
     NETWORK_ERROR = "network_error"
     TIMEOUT = "timeout"
     FETCH_ERROR = "fetch_error"
+    INVALID_ARTIST = "invalid_artist"  # no usable name to look the artist up by
 
     @property
     def is_success(self) -> bool:
@@ -64,10 +66,25 @@ class ScrapeError(Exception):
 
 @dataclass(frozen=True)
 class Artist:
-    """An artist as read from the main API's catalog. ``id`` is the partition key."""
+    """An artist as read from the main API's catalog. ``id`` is the partition key.
+
+    ``name`` is NFKC-normalized and trimmed (full-width letters, stray spaces and
+    compatibility forms never reach a URL template); it may be empty, which the scraper
+    refuses as ``invalid_artist`` before any request.
+    """
 
     id: str
     name: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", normalize_name(self.name))
+
+
+def normalize_name(name: str | None) -> str:
+    """NFKC, whitespace collapsed and trimmed; ``None`` (a NULL name) becomes ``""``."""
+    if name is None:
+        return ""
+    return " ".join(unicodedata.normalize("NFKC", str(name)).split())
 
 
 def sha256_hex(data: bytes) -> str:

@@ -8,8 +8,7 @@ scraped concurrently without one artist's failure escaping into the others.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -83,6 +82,15 @@ class ArtistImageScraper:
     def scrape(self, artist: Artist, known: KnownImage | None = None) -> ScrapeResult:
         """Try each source in priority order; return the first valid image or the best failure."""
         attempted_at = self._clock()
+        if not artist.name:
+            # An empty name would fill {name} templates with nothing: a site's index or an
+            # empty search, whose image is nobody's. No request is made.
+            return ScrapeResult(
+                artist_id=artist.id,
+                outcome=Outcome.INVALID_ARTIST,
+                reason="the catalog has no name for this artist (empty or NULL)",
+                attempted_at=attempted_at,
+            )
         failure: ScrapeResult | None = None
         for source in self._sources:
             try:
@@ -112,22 +120,6 @@ class ArtistImageScraper:
                 failure = result
         assert failure is not None
         return failure
-
-    def scrape_many(
-        self,
-        artists: Iterable[Artist],
-        known: Mapping[str, KnownImage] | None = None,
-        *,
-        max_workers: int = 8,
-    ) -> dict[str, ScrapeResult]:
-        """Scrape artists concurrently; per-host politeness is the fetcher's job."""
-        known = known or {}
-        artist_list = list(artists)
-        with ThreadPoolExecutor(
-            max_workers=max(1, max_workers), thread_name_prefix="scrape"
-        ) as pool:
-            results = pool.map(lambda a: self.scrape(a, known.get(a.id)), artist_list)
-            return {artist.id: result for artist, result in zip(artist_list, results, strict=True)}
 
     def _scrape_source(
         self,

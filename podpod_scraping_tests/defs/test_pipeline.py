@@ -229,3 +229,36 @@ def test_avif_original_is_archived_and_published(pipeline: Pipeline) -> None:
     assert source is not None
     assert source.content_type == "image/avif"
     assert row["content_type"] == "image/jpeg"
+
+
+def test_an_artist_without_a_usable_name_is_refused_without_any_request(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.add_artist(1, " \u3000 ", image=make_jpeg(1))  # spaces, an ideographic space
+
+    result = pipeline.run(["1"])
+
+    assert not result.success
+    state = pipeline.state(1)
+    assert state["last_outcome"] == "invalid_artist"
+    assert "no name" in state["last_reason"]
+    assert pipeline.site.hits == {}
+    assert pipeline.rows(1) == []
+
+
+def test_names_are_nfkc_normalized_before_they_fill_a_template(pipeline: Pipeline) -> None:
+    pipeline.configure()
+    config = pipeline.config_path.read_text(encoding="utf-8")
+    pipeline.config_path.write_text(config.replace("/artists/{id}", "/artists/{name}"))
+    pipeline.add_artist(1, "  \uff29\uff35  ")  # full-width "IU", as some catalogs store it
+    pipeline.site.add_route(
+        "/artists/IU",
+        body=b'<img class="artist-image" src="/images/iu.jpg">',
+        headers={"Content-Type": "text/html"},
+    )
+    pipeline.site.add_route(
+        "/images/iu.jpg", body=make_jpeg(1), headers={"Content-Type": "image/jpeg"}
+    )
+
+    assert pipeline.run(["1"]).success
+    assert pipeline.state(1)["last_outcome"] == "found"
