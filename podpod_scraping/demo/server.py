@@ -157,6 +157,8 @@ class FixtureServer:
         self._thread: threading.Thread | None = None
         self.hits: Counter[str] = Counter()
         self.headers: dict[str, list[dict[str, str]]] = {}
+        #: The most TCP connections a client held open at once (politeness checks).
+        self.max_open_connections = 0
 
     # -- lifecycle
 
@@ -268,5 +270,6 @@ class FixtureServer:
         with self._lock:
             if opened:
                 self._connections.add(connection)
+                self.max_open_connections = max(self.max_open_connections, len(self._connections))
             else:
                 self._connections.discard(connection)

@@ -231,11 +231,12 @@ class Fetcher:
             self._throttle.set_crawl_delay,
         )
         _install_log_redaction()
-        # One client (and connection pool) per thread: a shared pool serialises every
-        # request start and end on its lock, which under the GIL became a convoy that held
-        # host slots idle (measured: a third of workers' time waiting on that lock).
-        self._local = threading.local()
-        self._clients: list[httpx.Client] = []
+        # One client (one keep-alive connection) per host slot: a request holds its host's
+        # slot and that slot's client, so no two threads share a connection pool (a shared
+        # pool serialised every request on its lock: a GIL convoy that held slots idle,
+        # measured with py-spy), and the connections open to a host never outnumber its
+        # slots (fetch.per_host_concurrency).
+        self._clients: dict[tuple[str, int], httpx.Client] = {}
         self._clients_lock = threading.Lock()
 
     # -- public API -------------------------------------------------------------------
@@ -290,27 +291,30 @@ class Fetcher:
 
     def close(self) -> None:
         with self._clients_lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
             client.close()
 
-    def _client(self) -> httpx.Client:
-        """This thread's client: the guarded transport, no cookies, no environment proxies."""
-        client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = httpx.Client(
-                transport=GuardedTransport(self._guard),
-                follow_redirects=False,  # every hop is checked by _fetch
-                trust_env=False,  # no proxies or netrc from the environment: they bypass the guard
-                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # keep none
-                headers={
-                    "User-Agent": self._policy.user_agent,
-                    "Accept-Encoding": "gzip, deflate",
-                },
-            )
-            self._local.client = client
-            with self._clients_lock:
-                self._clients.append(client)
+    def _client(self, host_key: str, slot: int) -> httpx.Client:
+        """The client of one host slot: the guarded transport, one keep-alive connection,
+        no cookies, no environment proxies. Only the slot's holder uses it."""
+        key = (host_key, slot)
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = httpx.Client(
+                    transport=GuardedTransport(
+                        self._guard, max_connections=1, max_keepalive_connections=1
+                    ),
+                    follow_redirects=False,  # every hop is checked by _fetch
+                    trust_env=False,  # no proxies or netrc from the environment: they bypass it
+                    cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # none
+                    headers={
+                        "User-Agent": self._policy.user_agent,
+                        "Accept-Encoding": "gzip, deflate",
+                    },
+                )
+                self._clients[key] = client
         return client
 
     def __enter__(self) -> Self:
@@ -504,7 +508,7 @@ class Fetcher:
         deadline: Deadline,
     ) -> _Raw:
         shown = redact_url(str(target.url))
-        with self._throttle.slot(target.host_key, deadline):
+        with self._throttle.slot(target.host_key, deadline) as slot:
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise FetchError(
@@ -517,7 +521,7 @@ class Fetcher:
                 pool=remaining,
             )
             try:
-                client = self._client()
+                client = self._client(target.host_key, slot)
                 request = client.build_request(
                     "GET", target.url, headers=dict(headers), timeout=timeout
                 )

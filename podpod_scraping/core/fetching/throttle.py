@@ -6,6 +6,7 @@ add up to a burst. Slots are reserved under a lock and waited for outside it.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +47,7 @@ class HostThrottle:
         self._max_interval = max_interval
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._free_slots: dict[str, queue.LifoQueue[int]] = {}
         self._next_start: dict[str, float] = {}
         self._intervals: dict[str, float] = {}
 
@@ -60,18 +61,27 @@ class HostThrottle:
             return self._intervals.get(host, self._min_interval)
 
     @contextmanager
-    def slot(self, host: str, deadline: Deadline) -> Iterator[None]:
-        """Hold one of the host's concurrency slots, started no sooner than its interval."""
+    def slot(self, host: str, deadline: Deadline) -> Iterator[int]:
+        """Hold one of the host's concurrency slots, started no sooner than its interval.
+
+        Yields the slot's number (0 .. concurrency-1): the caller keeps one connection per
+        slot, so the connections open to a host never outnumber its slots either. The most
+        recently freed slot is handed out first, so its connection is still warm.
+        """
         with self._lock:
-            semaphore = self._semaphores.get(host)
-            if semaphore is None:
-                semaphore = threading.BoundedSemaphore(self._concurrency)
-                self._semaphores[host] = semaphore
-        if not semaphore.acquire(timeout=max(deadline.remaining(), 0.0)):
+            free = self._free_slots.get(host)
+            if free is None:
+                free = queue.LifoQueue()
+                for number in reversed(range(self._concurrency)):
+                    free.put(number)
+                self._free_slots[host] = free
+        try:
+            number = free.get(timeout=max(deadline.remaining(), 0.0))
+        except queue.Empty:
             raise FetchError(
                 Outcome.TIMEOUT,
                 f"no free connection slot for {host} within {deadline.seconds:g} s",
-            )
+            ) from None
         try:
             with self._lock:
                 interval = self._intervals.get(host, self._min_interval)
@@ -87,6 +97,6 @@ class HostThrottle:
                 self._next_start[host] = start + interval
             if wait > 0:
                 self._sleep(wait)
-            yield
+            yield number
         finally:
-            semaphore.release()
+            free.put(number)

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from podpod_scraping.core.fetching import Fetcher, FetchError
+from podpod_scraping.core.fetching import Fetcher, FetchError, FetchPolicy
 from podpod_scraping.core.outcomes import Outcome
+from podpod_scraping.demo.server import FixtureServer
 from podpod_scraping_tests.core.fetching.hostile import HostileSite, RecordingSleep, policy_for
 
 SiteFactory = Callable[..., HostileSite]
@@ -220,3 +221,24 @@ def test_refused_connection_is_retried_then_a_network_error(
     assert error.outcome is Outcome.NETWORK_ERROR
     assert "3 attempts" in error.reason
     assert len(fake_sleep.waits) == 2
+
+
+def test_connections_open_to_a_host_never_outnumber_its_slots() -> None:
+    """More threads than slots, keep-alive on: at most per_host_concurrency TCP connections
+    are ever open to the host (a site limiting connections per client never sees more)."""
+    with FixtureServer(port=0) as server:
+        server.add_route("/page", body=b"<html>ok</html>", headers={"Content-Type": "text/html"})
+        policy = FetchPolicy(
+            allowed_private_hosts=frozenset({f"127.0.0.1:{server.port}"}),
+            per_host_concurrency=3,
+            per_host_min_interval=0.0,
+            obey_robots=False,
+        )
+        with Fetcher(policy) as fetcher, ThreadPoolExecutor(max_workers=12) as pool:
+            responses = list(
+                pool.map(lambda _: fetcher.fetch_page(f"{server.base_url}/page"), range(60))
+            )
+
+        assert all(response.status == 200 for response in responses)
+        assert server.hits["/page"] == 60
+        assert 1 <= server.max_open_connections <= 3
