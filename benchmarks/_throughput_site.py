@@ -27,11 +27,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw
+
+from podpod_scraping.demo.server import LoopbackService, etag_matches
 
 HOST = "127.0.0.1"
 IMAGE_SIDE = 600
@@ -140,18 +141,6 @@ class _Answer:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 weak comparison, as If-None-Match uses."""
-    if if_none_match.strip() == "*":
-        return True
-
-    def opaque(tag: str) -> str:
-        tag = tag.strip()
-        return tag[2:] if tag.startswith("W/") else tag
-
-    return opaque(etag) in {opaque(tag) for tag in if_none_match.split(",")}
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -221,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(answer.body)
 
 
-class BenchSite:
+class BenchSite(LoopbackService):
     """The benchmark's site on 127.0.0.1 (a free port), serving in daemon threads."""
 
     def __init__(self, artists: int, *, latency: float, connections: int) -> None:
@@ -235,7 +224,7 @@ class BenchSite:
         self._max_in_flight = 0
         self._open = 0
         self._max_open = 0
-        self._server: _Server | None = None
+        self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
@@ -259,33 +248,8 @@ class BenchSite:
         server.server_close()
         if thread is not None:
             thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("site not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def host_port(self) -> str:
-        """``127.0.0.1:<port>``, as ``fetch.allowed_private_hosts`` lists it."""
-        return f"{HOST}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host_port}"
+        self._server = None
+        self._thread = None
 
     # -- counters
 
@@ -354,7 +318,7 @@ class BenchSite:
             artist_id = self._artist_id(path.removeprefix("/images/").removesuffix(".jpg"))
             if artist_id is not None:
                 etag = self._images.etag(artist_id)
-                if if_none_match is not None and _etag_matches(if_none_match, etag):
+                if if_none_match is not None and etag_matches(if_none_match, etag):
                     return _Answer(304, "image_304", headers=(("ETag", etag),))
                 return _Answer(
                     200,

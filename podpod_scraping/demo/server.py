@@ -39,7 +39,7 @@ class Route:
         return None
 
 
-def _etag_matches(if_none_match: str, etag: str) -> bool:
+def etag_matches(if_none_match: str, etag: str) -> bool:
     """RFC 9110 weak comparison, as used for If-None-Match."""
     if if_none_match.strip() == "*":
         return True
@@ -130,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         etag = route.header("ETag")
         if_none_match = self.headers.get("If-None-Match")
         if if_none_match is not None:
-            return etag is not None and _etag_matches(if_none_match, etag)
+            return etag is not None and etag_matches(if_none_match, etag)
         last_modified = route.header("Last-Modified")
         if_modified_since = self.headers.get("If-Modified-Since")
         return (
@@ -140,7 +140,46 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-class FixtureServer:
+class LoopbackService:
+    """What every HTTP server of this project on 127.0.0.1 shares: a context manager
+    around ``start``/``stop``, and its address once started (``_server`` is set)."""
+
+    _server: ThreadingHTTPServer | None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def host_port(self) -> str:
+        """``127.0.0.1:<port>``, the form FetchPolicy.allowed_private_hosts expects."""
+        return f"{HOST}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+class FixtureServer(LoopbackService):
     """An HTTP server on 127.0.0.1 answering from a route table, counting hits per path.
 
     Unknown paths answer 404. A 200 route with an ``ETag`` (or ``Last-Modified``) header
@@ -153,7 +192,7 @@ class FixtureServer:
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self._connections: set[socket.socket] = set()
-        self._server: _Server | None = None
+        self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.hits: Counter[str] = Counter()
         self.headers: dict[str, list[dict[str, str]]] = {}
@@ -190,35 +229,10 @@ class FixtureServer:
         server.server_close()
         if thread is not None:
             thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._server = None
+        self._thread = None
 
     # -- addresses
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("server not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def host_port(self) -> str:
-        """``127.0.0.1:<port>``, the form FetchPolicy.allowed_private_hosts expects."""
-        return f"{HOST}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
