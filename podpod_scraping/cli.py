@@ -15,6 +15,24 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply this service's migrations")
     upgrade.add_argument("--url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
+    runs = commands.add_parser("runs", help="Dagster run maintenance")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True)
+    fail_dead = runs_commands.add_parser(
+        "fail-dead",
+        help="mark STARTED runs that logged nothing for a while as failed; free their slots",
+        description=(
+            "A run killed hard stays STARTED and holds the scrape pool, so later runs wait "
+            "behind it. This marks such runs failed (the dead_run_sensor does the same "
+            "every minute under the daemon). Uses the instance at $DAGSTER_HOME."
+        ),
+    )
+    fail_dead.add_argument(
+        "--silent-for-minutes",
+        type=float,
+        default=10.0,
+        help="a STARTED run without any event for this long is dead (default 10)",
+    )
+    fail_dead.add_argument("--dry-run", action="store_true", help="list them, change nothing")
     commands.add_parser("demo", help="run the pipeline on the embedded default", add_help=False)
     hashes = commands.add_parser(
         "placeholder-hash",
@@ -37,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         run_upgrade(url)
         print("catalog migrated to head")
         return 0
+    if args.command == "runs":
+        return _fail_dead_runs(args.silent_for_minutes, dry_run=args.dry_run)
     if args.command == "placeholder-hash":
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -46,6 +66,31 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo_main(rest)
     return 2
+
+
+def _fail_dead_runs(minutes: float, *, dry_run: bool) -> int:
+    """Print each dead run (and fail it unless ``dry_run``)."""
+    from datetime import timedelta
+
+    import dagster as dg
+
+    from podpod_scraping.defs.recovery import dead_runs, fail_dead_runs
+
+    if minutes < 0:
+        print("--silent-for-minutes must be >= 0", file=sys.stderr)
+        return 2
+    silent_for = timedelta(minutes=minutes)
+    with dg.DagsterInstance.get() as instance:
+        found = (
+            dead_runs(instance, silent_for=silent_for)
+            if dry_run
+            else fail_dead_runs(instance, silent_for=silent_for)
+        )
+    verb = "dead" if dry_run else "marked failed"
+    for run in found:
+        print(f"{run.run_id} {run.job_name}: silent for {run.silent_for_s:.0f}s: {verb}")
+    print(f"{len(found)} run(s) {verb}")
+    return 0
 
 
 def _placeholder_hashes(files: list[Path]) -> int:

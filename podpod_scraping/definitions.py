@@ -11,6 +11,7 @@ from podpod_scraping.defs.assets import artist_image_coverage, artist_images
 from podpod_scraping.defs.batching import artist_refresh_job, artist_retry_failed_job
 from podpod_scraping.defs.checks import current_images_have_objects
 from podpod_scraping.defs.jobs import artist_images_job
+from podpod_scraping.defs.recovery import build_dead_run_sensor, dead_after
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 from podpod_scraping.defs.schedules import (
     DEFAULT_REFRESH_CRON,
@@ -33,11 +34,14 @@ def defs() -> dg.Definitions:
         timezone=dg.EnvVar("PODPOD_REFRESH_TIMEZONE").get_value(DEFAULT_REFRESH_TIMEZONE)
         or DEFAULT_REFRESH_TIMEZONE,
     )
+    dead_run_sensor = build_dead_run_sensor(
+        dead_after(dg.EnvVar("PODPOD_DEAD_RUN_AFTER_MINUTES").get_value(None))
+    )
     return dg.Definitions(
         assets=[artist_images, artist_image_coverage],
         asset_checks=[current_images_have_objects],
         jobs=[artist_images_job, artist_refresh_job, artist_retry_failed_job, coverage_job],
-        sensors=[artist_catalog_sensor],
+        sensors=[artist_catalog_sensor, dead_run_sensor],
         schedules=[refresh_schedule, coverage_schedule],
         # One step per run, over many artists in threads: a step process of its own would
         # only add seconds of imports per run.

@@ -36,6 +36,7 @@ class RefreshPolicy:
     stale_after_days: int = 30
     batch_size: int = 500
     concurrency: int = 32
+    max_storage_failures: int = 5
 
     def __post_init__(self) -> None:
         if self.stale_after_days < 1:
@@ -44,6 +45,8 @@ class RefreshPolicy:
             raise ValueError("batch_size must be between 1 and 10000")
         if not 1 <= self.concurrency <= 256:
             raise ValueError("concurrency must be between 1 and 256")
+        if not 1 <= self.max_storage_failures <= 10_000:
+            raise ValueError("max_storage_failures must be between 1 and 10000")
 
 
 @dataclass(frozen=True)

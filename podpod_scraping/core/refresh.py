@@ -19,7 +19,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +48,36 @@ class ArtistStatus(StrEnum):
     STORAGE_FAILED = "storage_failed"  # our object store or database failed: nothing recorded
     NOT_IN_CATALOG = "not_in_catalog"  # the id is not (or no longer) a catalog artist
     ALREADY_DONE = "already_done"  # this batch recorded the artist before (a retried step)
+    SUPERSEDED = "superseded"  # a newer attempt (another run) recorded the artist first
+
+
+class StoreError(Exception):
+    """The object store or the catalog failed: never the artist's fault.
+
+    Stores raise this (wrapping their client's error) so the service can tell a fault
+    that heals (a timeout, a 503, a failover: retry the step later) from one that
+    cannot (bad credentials, a missing bucket or table: stop now and name the fix).
+    """
+
+    def __init__(self, message: str, *, transient: bool, artist_only: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+        # The fault concerns this artist's objects alone (e.g. foreign bytes at its name):
+        # other artists can go on, so it counts toward the breaker like a transient one.
+        self.artist_only = artist_only
+
+
+class StorageUnavailable(Exception):
+    """The batch stopped early: storage failed for consecutive artists, or for good.
+
+    Raised by :func:`refresh_artists` after the artists in flight ended; every report
+    before it was yielded. ``transient`` says whether a later retry can succeed.
+    """
+
+    def __init__(self, message: str, *, transient: bool, failures: int) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.failures = failures
 
 
 @dataclass(frozen=True)
@@ -67,6 +97,7 @@ class CurrentImage:
     scraped_at: datetime
     source_sha256: str | None = None
     preview_jpeg: bytes | None = None
+    object_name: str | None = None  # the name in the object store (``object_uri``'s path)
 
 
 @dataclass(frozen=True)
@@ -138,6 +169,17 @@ class ArtistReport:
     current: CurrentImage | None = None  # the current image after this attempt
     switched: bool = False  # a new image became current
     error: str | None = None  # the storage error (STORAGE_FAILED only)
+    storage_transient: bool = True  # STORAGE_FAILED: whether a retry can succeed
+    storage_systemic: bool = True  # STORAGE_FAILED: the fault is the store's, not one object's
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a store write did: the artist's current image after it, and how it changed."""
+
+    current: CurrentImage | None
+    switched: bool = False  # a new image became current
+    superseded: bool = False  # a newer attempt was recorded first: nothing became current
 
 
 class ImageStore(Protocol):
@@ -147,35 +189,47 @@ class ImageStore(Protocol):
         """Each id as a task, or skipped (not a catalog artist, or done by ``batch_id``)."""
         ...
 
+    def current_intact(self, task: ArtistTask) -> bool:
+        """Whether the task's current image is really in the object store (its sha256)."""
+        ...
+
     def archive_original(self, artist_id: str, image: ScrapedImage) -> OriginalImage:
         """Store the original once under its content address; no-op when already there."""
         ...
 
-    def publish(self, publication: Publication, *, batch_id: str) -> tuple[CurrentImage, bool]:
-        """Object first, then row + current switch; returns the current image and whether
-        it changed."""
+    def publish(self, publication: Publication, *, batch_id: str) -> Recorded:
+        """Object first, then row + current switch (unless a newer attempt is recorded)."""
         ...
 
     def record_unchanged(
         self, task: ArtistTask, result: ScrapeResult, *, batch_id: str
-    ) -> CurrentImage | None:
+    ) -> Recorded:
         """The source confirmed the current image (HTTP 304): refresh its age."""
         ...
 
-    def record_failure(self, task: ArtistTask, result: ScrapeResult, *, batch_id: str) -> None:
+    def record_failure(self, task: ArtistTask, result: ScrapeResult, *, batch_id: str) -> Recorded:
         """A failed attempt: the scrape state only; images are never touched."""
         ...
 
 
 @dataclass(frozen=True)
 class RefreshOptions:
-    """How a batch runs: artists in flight at once (per-host limits still apply)."""
+    """How a batch runs.
+
+    ``concurrency`` artists are in flight at once (per-host limits still apply). After
+    ``max_storage_failures`` artists in a row fail in storage (a dead bucket or
+    database), or after one failure that cannot heal, the batch stops feeding artists and
+    raises :class:`StorageUnavailable` instead of waiting out every artist's timeouts.
+    """
 
     concurrency: int = 16
+    max_storage_failures: int = 5
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.max_storage_failures < 1:
+            raise ValueError("max_storage_failures must be at least 1")
 
 
 def refresh_artists(
@@ -186,6 +240,8 @@ def refresh_artists(
     images: ImagePolicy,
     batch_id: str,
     options: RefreshOptions = RefreshOptions(),
+    on_idle: Callable[[], None] | None = None,
+    idle_every: float = 5.0,
 ) -> Generator[ArtistReport, None, None]:
     """Refresh ``artist_ids`` (duplicates dropped); yield one report per id as each ends.
 
@@ -196,13 +252,23 @@ def refresh_artists(
     workers); at most :data:`REPORTS_BUFFERED` finished reports wait for the caller.
     One artist's failure, or one artist's storage error, never stops the others.
     Closing the iterator early stops feeding new artists and waits for those in flight.
+    ``on_idle`` is called (in the caller's thread) every ``idle_every`` seconds without a
+    report, so a caller can keep a heartbeat while every artist in flight is slow.
+
+    Storage faults stop the batch early (see :class:`RefreshOptions`): the reports of the
+    artists in flight are still yielded, then :class:`StorageUnavailable` is raised.
     """
     unique = list(dict.fromkeys(artist_ids))
     batch = _Batch(_Worker(store, scraper, images, batch_id), store, batch_id, options)
     batch.start(unique)
     try:
         while True:
-            item = batch.reports.get()
+            try:
+                item = batch.reports.get(timeout=idle_every)
+            except queue.Empty:
+                if on_idle is not None:
+                    on_idle()
+                continue
             if item is _DONE:
                 break
             if isinstance(item, BaseException):
@@ -210,6 +276,49 @@ def refresh_artists(
             yield item
     finally:
         batch.stop()
+    if batch.breaker.tripped is not None:
+        raise batch.breaker.tripped
+
+
+class _StorageBreaker:
+    """Counts storage failures in a row; trips on ``limit`` of them or one that cannot heal.
+
+    Fed by the workers as each artist ends (before its slot is freed), so once it trips
+    no further artist starts.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._in_a_row = 0
+        self._lock = threading.Lock()
+        self.tripped: StorageUnavailable | None = None
+
+    def trips(self, report: ArtistReport) -> bool:
+        """Whether this report trips the breaker (only the first trip counts)."""
+        with self._lock:
+            return self._trips(report)
+
+    def _trips(self, report: ArtistReport) -> bool:
+        if report.status is not ArtistStatus.STORAGE_FAILED:
+            self._in_a_row = 0
+            return False
+        self._in_a_row += 1
+        if self.tripped is not None:
+            return False
+        permanent = not report.storage_transient and report.storage_systemic
+        if permanent or self._in_a_row >= self._limit:
+            why = (
+                "a storage error that a retry cannot fix"
+                if permanent
+                else f"{self._in_a_row} artists in a row failed in storage"
+            )
+            self.tripped = StorageUnavailable(
+                f"batch stopped: {why}; last error: {report.error}",
+                transient=report.storage_transient,
+                failures=self._in_a_row,
+            )
+            return True
+        return False
 
 
 #: Artists whose tasks are read from the store at once (one catalog query per chunk).
@@ -230,6 +339,8 @@ class _Batch:
         self._batch_id = batch_id
         self._slots = threading.BoundedSemaphore(options.concurrency)
         self._stopping = threading.Event()
+        self._no_more = threading.Event()  # stop feeding; keep delivering reports
+        self.breaker = _StorageBreaker(options.max_storage_failures)
         self._pool = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix="refresh"
         )
@@ -261,14 +372,16 @@ class _Batch:
         try:
             for start in range(0, len(artist_ids), _TASK_CHUNK):
                 chunk = artist_ids[start : start + _TASK_CHUNK]
+                if self._no_more.is_set():
+                    return
                 for item in self._store.tasks(chunk, self._batch_id):
-                    if self._stopping.is_set():
+                    if self._stopping.is_set() or self._no_more.is_set():
                         return
                     if isinstance(item, SkippedArtist):
                         self._put(_skipped_report(item))
                         continue
                     while not self._slots.acquire(timeout=0.5):
-                        if self._stopping.is_set():
+                        if self._stopping.is_set() or self._no_more.is_set():
                             return
                     futures.append(self._pool.submit(self._refresh, item))
         except BaseException as error:  # the store's reads failed: the caller raises it
@@ -282,6 +395,8 @@ class _Batch:
         for every task, every report is in the queue ahead of the end marker."""
         try:
             report: Any = self._worker.refresh(task)
+            if self.breaker.trips(report):
+                self._no_more.set()  # start no more artists; those in flight still report
         except BaseException as error:  # a bug in the worker: surface it to the caller
             report = error
         try:
@@ -323,10 +438,26 @@ class _Worker:
     def refresh(self, task: ArtistTask) -> ArtistReport:
         result = self._scraper.scrape(task.artist, task.known)  # never raises
         try:
+            if result.outcome is Outcome.UNCHANGED and not self._store.current_intact(task):
+                # The source says "unchanged", but what we serve is gone: fetch it again,
+                # unconditionally, and republish it.
+                logger.warning(
+                    "artist %s: current object %s is missing; fetching the image again",
+                    task.artist.id,
+                    task.current.object_uri if task.current else "?",
+                )
+                result = self._scraper.scrape(task.artist, None)
             return self._store_result(task, result)
         except Exception as error:  # storage (object store, database) or a bug: not the artist's
+            # Only a StoreError says it may heal; anything else is a bug: stop the batch.
+            transient = isinstance(error, StoreError) and error.transient
+            systemic = not (isinstance(error, StoreError) and error.artist_only)
             logger.warning(
-                "artist %s: storing failed: %s: %s", task.artist.id, type(error).__name__, error
+                "artist %s: storing failed (%s): %s: %s",
+                task.artist.id,
+                "transient" if transient else "permanent",
+                type(error).__name__,
+                error,
             )
             return ArtistReport(
                 artist_id=task.artist.id,
@@ -339,16 +470,18 @@ class _Worker:
                 page_url=result.page_url,
                 current=task.current,
                 error=f"{type(error).__name__}: {error}",
+                storage_transient=transient,
+                storage_systemic=systemic,
             )
 
     def _store_result(self, task: ArtistTask, result: ScrapeResult) -> ArtistReport:
         if result.outcome is Outcome.FOUND:
             return self._publish(task, result)
         if result.outcome is Outcome.UNCHANGED:
-            current = self._store.record_unchanged(task, result, batch_id=self._batch_id)
-            return self._report(task, result, ArtistStatus.SUCCEEDED, current=current)
-        self._store.record_failure(task, result, batch_id=self._batch_id)
-        return self._report(task, result, ArtistStatus.FAILED, current=task.current)
+            recorded = self._store.record_unchanged(task, result, batch_id=self._batch_id)
+            return self._report(task, result, ArtistStatus.SUCCEEDED, recorded)
+        recorded = self._store.record_failure(task, result, batch_id=self._batch_id)
+        return self._report(task, result, ArtistStatus.FAILED, recorded)
 
     def _publish(self, task: ArtistTask, result: ScrapeResult) -> ArtistReport:
         scraped = result.image
@@ -367,29 +500,24 @@ class _Worker:
                 source_name=result.source_name,
                 page_url=result.page_url,
             )
-            self._store.record_failure(task, failed, batch_id=self._batch_id)
-            return self._report(task, failed, ArtistStatus.FAILED, current=task.current)
+            recorded = self._store.record_failure(task, failed, batch_id=self._batch_id)
+            return self._report(task, failed, ArtistStatus.FAILED, recorded)
         publication = Publication(result, normalized, original, preview)
-        current, switched = self._store.publish(publication, batch_id=self._batch_id)
-        return self._report(
-            task,
-            result,
-            ArtistStatus.SUCCEEDED,
-            current=current,
-            original=original,
-            switched=switched,
-        )
+        recorded = self._store.publish(publication, batch_id=self._batch_id)
+        return self._report(task, result, ArtistStatus.SUCCEEDED, recorded, original=original)
 
     @staticmethod
     def _report(
         task: ArtistTask,
         result: ScrapeResult,
         status: ArtistStatus,
+        recorded: Recorded,
         *,
-        current: CurrentImage | None,
         original: OriginalImage | None = None,
-        switched: bool = False,
     ) -> ArtistReport:
+        """The report of a recorded attempt; a superseded one says so, whatever it found."""
+        if recorded.superseded:
+            status = ArtistStatus.SUPERSEDED
         return ArtistReport(
             artist_id=task.artist.id,
             status=status,
@@ -400,8 +528,8 @@ class _Worker:
             source_name=result.source_name,
             page_url=result.page_url,
             original=original,
-            current=current,
-            switched=switched,
+            current=recorded.current,
+            switched=recorded.switched,
         )
 
 
@@ -414,6 +542,7 @@ class BatchTally:
     by_outcome: dict[str, int] = field(default_factory=dict)
     failed: list[ArtistReport] = field(default_factory=list)
     storage_failed: list[ArtistReport] = field(default_factory=list)
+    not_in_catalog: list[ArtistReport] = field(default_factory=list)
 
     def add(self, report: ArtistReport) -> None:
         self.total += 1
@@ -422,6 +551,8 @@ class BatchTally:
         self.by_outcome[key] = self.by_outcome.get(key, 0) + 1
         if report.status is ArtistStatus.STORAGE_FAILED:
             self.storage_failed.append(report)
+        elif report.status is ArtistStatus.NOT_IN_CATALOG:
+            self.not_in_catalog.append(report)
         elif report.status is ArtistStatus.FAILED or (
             report.status is ArtistStatus.ALREADY_DONE
             and report.outcome is not None

@@ -8,7 +8,10 @@ the batch refresh job) emit exactly these:
 - a failed attempt: an observation of ``artist_image`` (outcome, reason, and the image
   still served, if any) and no materialization. In a partitioned run the step then
   fails, so Dagster marks exactly those partitions Failed;
-- an id that is not a catalog artist: an observation saying so;
+- an id that is not a catalog artist: an observation saying so (the step then fails,
+  without a retry: no retry makes an unknown id known);
+- an attempt superseded by a newer one (another run recorded the artist first): an
+  observation saying so, with the image the newer attempt left current;
 - a storage failure: nothing (the step fails and its retry does the artist again).
 
 Every event carries the artist's name and the current image's size, URI and preview,
@@ -97,6 +100,8 @@ def image_metadata(report: ArtistReport) -> dict[str, Any]:
     metadata = _attempt_metadata(report)
     if report.status is ArtistStatus.SUCCEEDED:
         metadata["published"] = "new image" if report.switched else "current image confirmed"
+    elif report.status is ArtistStatus.SUPERSEDED:
+        metadata["published"] = "superseded by a newer attempt (kept in history only)"
     elif report.current is not None:
         metadata["published"] = "previous image kept"
     return metadata | current_image_metadata(report.current)
@@ -114,7 +119,11 @@ def report_events(report: ArtistReport) -> list[dg.AssetMaterialization | dg.Ass
                 asset_key=IMAGE_KEY, partition=key, metadata=image_metadata(report)
             ),
         ]
-    if report.status in (ArtistStatus.FAILED, ArtistStatus.NOT_IN_CATALOG):
+    if report.status in (
+        ArtistStatus.FAILED,
+        ArtistStatus.NOT_IN_CATALOG,
+        ArtistStatus.SUPERSEDED,
+    ):
         return [
             dg.AssetObservation(asset_key=IMAGE_KEY, partition=key, metadata=image_metadata(report))
         ]
@@ -133,10 +142,13 @@ def batch_verdict(tally: BatchTally) -> Exception | None:
         listed = "; ".join(
             f"{r.artist_id}: {r.error}" for r in tally.storage_failed[:FAILURES_LISTED]
         )
+        message = f"storing failed for {len(tally.storage_failed)} of {tally.total} artist(s)"
+        if any(not r.storage_transient for r in tally.storage_failed):
+            return dg.Failure(description=f"{message} (not retried): {listed}", allow_retries=False)
         return StorageError(
-            f"storing failed for {len(tally.storage_failed)} of {tally.total} artist(s) "
-            f"(retried; artists already recorded are not redone): {listed}"
+            f"{message} (retried; artists already recorded are not redone): {listed}"
         )
+    parts: list[str] = []
     if tally.failed:
         listed = "\n".join(
             f"- {r.artist_id} ({r.artist_name}): {r.outcome.value if r.outcome else '?'}: "
@@ -144,14 +156,24 @@ def batch_verdict(tally: BatchTally) -> Exception | None:
             for r in tally.failed[:FAILURES_LISTED]
         )
         more = len(tally.failed) - FAILURES_LISTED
+        parts.append(
+            f"{len(tally.failed)} of {tally.total} artist(s) have no new image from this "
+            f"attempt (their previous image, if any, is kept):\n{listed}"
+            + (f"\n... and {more} more (see each partition's latest event)" if more > 0 else "")
+        )
+    if tally.not_in_catalog:
+        listed = ", ".join(r.artist_id for r in tally.not_in_catalog[:FAILURES_LISTED])
+        parts.append(
+            f"{len(tally.not_in_catalog)} of {tally.total} id(s) are not catalog artists: "
+            f"{listed}. Check the ids; the partition of a deleted artist is removed by the "
+            "catalog sensor on its next tick."
+        )
+    if parts:
         return dg.Failure(
-            description=(
-                f"{len(tally.failed)} of {tally.total} artist(s) have no new image from this "
-                f"attempt (their previous image, if any, is kept):\n{listed}"
-                + (f"\n... and {more} more (see each partition's latest event)" if more > 0 else "")
-            ),
+            description="\n\n".join(parts),
             metadata={
                 "failed": len(tally.failed),
+                "not_in_catalog": len(tally.not_in_catalog),
                 "artists": tally.total,
                 "outcomes": dg.MetadataValue.json(tally.by_outcome),
             },

@@ -4,22 +4,60 @@ The partitioned assets (UI backfills, the CLI, the sensor's runs of new artists)
 batch refresh job (the schedule, "retry the failed ones") both run :func:`refresh_step`:
 it calls the plain-Python service (``core.refresh``), yields each artist's events as the
 artist ends (``defs.events``), logs progress, and ends the step honestly.
+
+Only faults that heal are retried (the step's retry policy): a storage outage, a
+database failover. A bad config file, bad credentials, a missing bucket or table, an
+unknown id and a bug fail the step at once (``Failure(allow_retries=False)``) with a
+message that names the fix: retrying them would only delay the fix by minutes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 
-from podpod_scraping.core.refresh import BatchTally, RefreshOptions, refresh_artists
-from podpod_scraping.defs.events import batch_verdict, report_events
+from podpod_scraping.core.config import ScraperConfigError
+from podpod_scraping.core.refresh import (
+    BatchTally,
+    RefreshOptions,
+    StorageUnavailable,
+    StoreError,
+    refresh_artists,
+)
+from podpod_scraping.defs.events import StorageError, batch_verdict, report_events
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
+from podpod_scraping.storage.images import store_errors
 
-#: Seconds between progress lines in the run's log.
+#: Seconds between progress lines in the run's log; they are also the run's heartbeat
+#: (``defs.recovery`` takes a STARTED run that stopped logging for dead).
 PROGRESS_EVERY_S = 5.0
+
+
+@contextmanager
+def failing_fast(what: str) -> Iterator[None]:
+    """Turn an error into the step's end: retried if it heals, at once otherwise."""
+    try:
+        yield
+    except (dg.Failure, StorageError):
+        raise
+    except ScraperConfigError as error:
+        raise dg.Failure(
+            description=f"{what}: {error} (fix the scraper config file: PODPOD_SCRAPER_CONFIG)",
+            allow_retries=False,
+        ) from error
+    except (StoreError, StorageUnavailable) as error:
+        if error.transient:
+            raise StorageError(f"{what}: {error} (retried)") from error
+        raise dg.Failure(description=f"{what}: {error}", allow_retries=False) from error
+    except Exception as error:  # a bug, or a setting no retry fixes
+        raise dg.Failure(
+            description=f"{what}: {type(error).__name__}: {error} (not retried)",
+            allow_retries=False,
+        ) from error
 
 
 def refresh_step(
@@ -33,22 +71,37 @@ def refresh_step(
 ) -> Iterator[Any]:
     """Refresh ``artist_ids``, yielding Dagster events per artist; raise at the end if any
     artist failed (no retry) or storage failed (retried; done artists are not redone)."""
-    config = scraper.load_config()
-    store = catalog.image_store(objects)
+    with failing_fast("cannot start the refresh"):
+        config = scraper.load_config()
+        with store_errors("opening the object store"):
+            store = catalog.image_store(objects)
     tally = BatchTally()
     total = len(dict.fromkeys(artist_ids))
     started = last_progress = time.monotonic()
     context.log.info(
         f"{reason}: refreshing {total} artist(s), {config.refresh.concurrency} at a time"
     )
-    with scraper.scraper(config) as artist_scraper:
+
+    def progress() -> None:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        context.log.info(
+            f"{reason}: {tally.total}/{total} done ({tally.total / elapsed:.1f}/s); "
+            f"{tally.summary()}"
+        )
+
+    with failing_fast(f"{reason}: refresh stopped"), scraper.scraper(config) as artist_scraper:
         reports = refresh_artists(
             artist_ids,
             store=store,
             scraper=artist_scraper,
             images=config.images,
             batch_id=context.run.run_id,
-            options=RefreshOptions(concurrency=config.refresh.concurrency),
+            options=RefreshOptions(
+                concurrency=config.refresh.concurrency,
+                max_storage_failures=config.refresh.max_storage_failures,
+            ),
+            on_idle=progress,
+            idle_every=PROGRESS_EVERY_S,
         )
         for report in reports:
             tally.add(report)
@@ -56,10 +109,7 @@ def refresh_step(
             now = time.monotonic()
             if now - last_progress >= PROGRESS_EVERY_S:
                 last_progress = now
-                rate = tally.total / (now - started)
-                context.log.info(
-                    f"{reason}: {tally.total}/{total} done ({rate:.1f}/s); {tally.summary()}"
-                )
+                progress()
     elapsed = time.monotonic() - started
     context.log.info(f"{reason}: {tally.summary()} in {elapsed:.1f}s")
     verdict = batch_verdict(tally)

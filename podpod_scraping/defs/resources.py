@@ -20,7 +20,13 @@ from podpod_scraping.core.fetching import Fetcher
 from podpod_scraping.core.scraper import ArtistImageScraper
 from podpod_scraping.storage.catalog.repository import CatalogRepository, make_engine
 from podpod_scraping.storage.images import CatalogImageStore
-from podpod_scraping.storage.objects import GCSObjectStore, LocalObjectStore, ObjectStore
+from podpod_scraping.storage.objects import (
+    GCS_PUBLIC_BASE_URL,
+    GCSObjectStore,
+    LocalObjectStore,
+    ObjectStore,
+    ObjectStoreError,
+)
 
 
 @cache
@@ -60,18 +66,47 @@ class ObjectStoreResource(dg.ConfigurableResource):
     gcs_project: str | None = Field(
         default=None, description="GCP project of the bucket (default: the credentials' project)."
     )
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds one GCS request may take (one object: seconds, not minutes).",
+    )
+    retry_deadline_s: float = Field(
+        default=15.0,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Seconds one object operation may spend retrying transient GCS errors before "
+            "the artist fails in storage (the batch stops after a few such artists)."
+        ),
+    )
 
     def store(self) -> ObjectStore:
         parsed = urlparse(self.url)
         if parsed.scheme == "gs":
             if not parsed.netloc or parsed.path not in ("", "/"):
                 raise ValueError(f"object store URL must be gs://<bucket>, got {self.url!r}")
-            kwargs = {"public_base_url": self.public_base_url} if self.public_base_url else {}
             # Deferred: dagster_gcp imports BigQuery & co. (seconds), only GCS runs need it.
             from dagster_gcp import GCSResource
+            from google.auth.exceptions import GoogleAuthError
 
-            client = GCSResource(project=self.gcs_project).get_client()
-            return GCSObjectStore(parsed.netloc, client=client, **kwargs)
+            try:
+                client = GCSResource(project=self.gcs_project).get_client()
+            except GoogleAuthError as error:
+                raise ObjectStoreError(
+                    f"no Google credentials for {self.url}: {error} (set "
+                    "GOOGLE_APPLICATION_CREDENTIALS, use Workload Identity, or set "
+                    "STORAGE_EMULATOR_HOST for the emulator)",
+                    transient=False,
+                ) from error
+            return GCSObjectStore(
+                parsed.netloc,
+                client=client,
+                public_base_url=self.public_base_url or GCS_PUBLIC_BASE_URL,
+                request_timeout=self.request_timeout_s,
+                retry_deadline=self.retry_deadline_s,
+            )
         if parsed.scheme in ("", "file"):
             root = Path(parsed.path if parsed.scheme == "file" else self.url).expanduser()
             return LocalObjectStore(root, public_base_url=self.public_base_url)

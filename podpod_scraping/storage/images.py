@@ -10,8 +10,11 @@ addresses; rows are unique per artist and image).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+from sqlalchemy import exc as sa_exc
 
 from podpod_scraping.core.formats import format_for_content_type
 from podpod_scraping.core.naming import image_object_name
@@ -22,12 +25,15 @@ from podpod_scraping.core.refresh import (
     CurrentImage,
     OriginalImage,
     Publication,
+    Recorded,
     SkippedArtist,
+    StoreError,
 )
 from podpod_scraping.core.scraper import KnownImage
 from podpod_scraping.storage.catalog import repository as catalog
+from podpod_scraping.storage.catalog.errors import is_permanent_catalog_error
 from podpod_scraping.storage.catalog.repository import CatalogRepository, ImageRecord
-from podpod_scraping.storage.objects import ObjectStore
+from podpod_scraping.storage.objects import ObjectConflictError, ObjectStore, ObjectStoreError
 
 SOURCE_PREFIX = "sources"
 #: Published objects are content-addressed and never rewritten: cache them forever.
@@ -58,6 +64,7 @@ def current_image(image: catalog.CurrentImage) -> CurrentImage:
         scraped_at=image.scraped_at,
         source_sha256=image.source_sha256,
         preview_jpeg=image.preview,
+        object_name=image.object_name,
     )
 
 
@@ -76,7 +83,24 @@ def _current_from_record(record: ImageRecord) -> CurrentImage:
         scraped_at=record.scraped_at,
         source_sha256=record.source_sha256,
         preview_jpeg=record.preview,
+        object_name=record.object_name,
     )
+
+
+@contextlib.contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Object-store and catalog errors as :class:`StoreError`, saying whether they heal."""
+    try:
+        yield
+    except ObjectConflictError as error:
+        raise StoreError(f"{what}: {error}", transient=False, artist_only=True) from error
+    except ObjectStoreError as error:
+        raise StoreError(f"{what}: {error}", transient=error.transient) from error
+    except sa_exc.SQLAlchemyError as error:
+        fix = is_permanent_catalog_error(error)
+        detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        message = f"{what}: catalog error: {detail}" + (f" ({fix})" if fix else "")
+        raise StoreError(message, transient=fix is None) from error
 
 
 class CatalogImageStore:
@@ -99,10 +123,11 @@ class CatalogImageStore:
 
     def tasks(self, artist_ids: Sequence[str], batch_id: str) -> list[ArtistTask | SkippedArtist]:
         repository = self._repository
-        artists = repository.artists(artist_ids)
-        present = [key for key in artist_ids if key in artists]
-        currents = repository.current_images(present)
-        states = repository.scrape_states(present)
+        with store_errors("reading the batch's artists"):
+            artists = repository.artists(artist_ids)
+            present = [key for key in artist_ids if key in artists]
+            currents = repository.current_images(present)
+            states = repository.scrape_states(present)
         items: list[ArtistTask | SkippedArtist] = []
         for key in artist_ids:
             artist = artists.get(key)
@@ -138,15 +163,32 @@ class CatalogImageStore:
             items.append(ArtistTask(artist=artist, current=current, known=known))
         return items
 
+    def current_intact(self, task: ArtistTask) -> bool:
+        """Whether the current image's object exists with the bytes its row names.
+
+        A 304 from the source only proves the *source* is unchanged; it is trusted only
+        when the object the app serves is really there (lost, deleted, a new bucket).
+        """
+        current = task.current
+        if current is None:
+            return False
+        name = current.object_name or image_object_name(
+            task.artist.id, current.sha256, format_for_content_type(current.content_type).extension
+        )
+        with store_errors(f"checking {current.object_uri}"):
+            info = self._objects.stat(name)
+        return info is not None and info.sha256 in (None, current.sha256)
+
     def archive_original(self, artist_id: str, image: ScrapedImage) -> OriginalImage:
         name = original_object_name(artist_id, image.sha256, image.content_type)
-        stored = self._objects.put_immutable(
-            name,
-            image.data,
-            content_type=image.content_type,
-            cache_control=SOURCE_CACHE_CONTROL,
-            metadata={"artist_id": artist_id, "source": image.provenance.source_name},
-        )
+        with store_errors(f"archiving the original of artist {artist_id}"):
+            stored = self._objects.put_immutable(
+                name,
+                image.data,
+                content_type=image.content_type,
+                cache_control=SOURCE_CACHE_CONTROL,
+                metadata={"artist_id": artist_id, "source": image.provenance.source_name},
+            )
         return OriginalImage(
             sha256=image.sha256,
             content_type=image.content_type,
@@ -157,23 +199,24 @@ class CatalogImageStore:
             object_uri=stored.uri,
         )
 
-    def publish(self, publication: Publication, *, batch_id: str) -> tuple[CurrentImage, bool]:
+    def publish(self, publication: Publication, *, batch_id: str) -> Recorded:
         artist_id = publication.artist_id
         image, scraped = publication.image, publication.scraped
         provenance = scraped.provenance
         name = image_object_name(artist_id, image.sha256, image.extension)
-        stored = self._objects.put_immutable(
-            name,
-            image.data,
-            content_type=image.content_type,
-            cache_control=PUBLISHED_CACHE_CONTROL,
-            metadata={
-                "artist_id": artist_id,
-                "sha256": image.sha256,
-                "source": provenance.source_name,
-                "source_sha256": scraped.sha256,
-            },
-        )
+        with store_errors(f"publishing the image of artist {artist_id}"):
+            stored = self._objects.put_immutable(
+                name,
+                image.data,
+                content_type=image.content_type,
+                cache_control=PUBLISHED_CACHE_CONTROL,
+                metadata={
+                    "artist_id": artist_id,
+                    "sha256": image.sha256,
+                    "source": provenance.source_name,
+                    "source_sha256": scraped.sha256,
+                },
+            )
         attempted_at = publication.result.attempted_at
         record = ImageRecord(
             artist_id=artist_id,
@@ -198,35 +241,51 @@ class CatalogImageStore:
             source_byte_size=scraped.byte_size,
             preview=publication.preview_jpeg,
         )
-        outcome = self._repository.record_image(
-            record,
-            attempted_at=attempted_at,
-            reason=publication.result.reason,
-            batch_id=batch_id,
-        )
-        current = _current_from_record(record)
-        return current, outcome.switched
+        with store_errors(f"recording the image of artist {artist_id}"):
+            outcome = self._repository.record_image(
+                record,
+                attempted_at=attempted_at,
+                reason=publication.result.reason,
+                batch_id=batch_id,
+            )
+            if outcome.superseded:
+                return self._superseded(artist_id)
+        return Recorded(current=_current_from_record(record), switched=outcome.switched)
 
     def record_unchanged(
         self, task: ArtistTask, result: ScrapeResult, *, batch_id: str
-    ) -> CurrentImage | None:
-        self._repository.record_unchanged(
-            task.artist.id,
-            attempted_at=result.attempted_at,
-            reason=result.reason,
-            batch_id=batch_id,
-        )
+    ) -> Recorded:
+        with store_errors(f"recording artist {task.artist.id}"):
+            newest = self._repository.record_unchanged(
+                task.artist.id,
+                attempted_at=result.attempted_at,
+                reason=result.reason,
+                batch_id=batch_id,
+            )
+            if not newest:
+                return self._superseded(task.artist.id)
         if task.current is None:
-            return None
-        return dataclasses.replace(
-            task.current, scraped_at=max(task.current.scraped_at, result.attempted_at)
+            return Recorded(current=None)
+        return Recorded(
+            current=dataclasses.replace(
+                task.current, scraped_at=max(task.current.scraped_at, result.attempted_at)
+            )
         )
 
-    def record_failure(self, task: ArtistTask, result: ScrapeResult, *, batch_id: str) -> None:
-        self._repository.record_failure(
-            task.artist.id,
-            result.outcome,
-            result.reason,
-            attempted_at=result.attempted_at,
-            batch_id=batch_id,
-        )
+    def record_failure(self, task: ArtistTask, result: ScrapeResult, *, batch_id: str) -> Recorded:
+        with store_errors(f"recording artist {task.artist.id}"):
+            state = self._repository.record_failure(
+                task.artist.id,
+                result.outcome,
+                result.reason,
+                attempted_at=result.attempted_at,
+                batch_id=batch_id,
+            )
+            if state is None:
+                return self._superseded(task.artist.id)
+        return Recorded(current=task.current)
+
+    def _superseded(self, artist_id: str) -> Recorded:
+        """A newer attempt won: report the current image it left (read back)."""
+        row = self._repository.current_images([artist_id]).get(artist_id)
+        return Recorded(current=current_image(row) if row else None, superseded=True)

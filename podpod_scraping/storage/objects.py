@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -24,13 +25,18 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+import requests
+from google.api_core import exceptions as google_errors
 from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFailed
+from google.auth.exceptions import GoogleAuthError, TransportError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from podpod_scraping.core.outcomes import sha256_hex
 
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+#: Where GCS serves public objects (a CDN in front of the bucket may replace it).
+GCS_PUBLIC_BASE_URL = "https://storage.googleapis.com"
 #: Mutable documents must not be cached by clients or CDNs.
 MUTABLE_CACHE_CONTROL = "no-cache"
 #: Custom-metadata key holding the object's SHA-256 (how reruns recognise their bytes).
@@ -53,12 +59,32 @@ class StoredObject:
     created: bool  # False when an identical object already existed (rerun)
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the store holds under a name (read without downloading where possible)."""
+
+    name: str
+    sha256: str | None  # None when the object carries no SHA-256 (written by something else)
+    byte_size: int
+
+
 class ObjectStoreError(Exception):
-    """The store could not do what was asked (I/O or service failure)."""
+    """The store could not do what was asked (I/O or service failure).
+
+    ``transient`` is False for faults a retry cannot fix (bad credentials, no such
+    bucket, no permission, a read-only disk): the caller should stop and say so.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class ObjectConflictError(ObjectStoreError):
     """A write-once name already holds *different* bytes; nothing was overwritten."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)  # a naming bug or tampering: never heals
 
 
 class ObjectNotFoundError(ObjectStoreError):
@@ -97,6 +123,10 @@ class ObjectStore(Protocol):
         ...
 
     def exists(self, name: str) -> bool: ...
+
+    def stat(self, name: str) -> ObjectInfo | None:
+        """The object's SHA-256 and size, or None when no object has that name."""
+        ...
 
     def uri(self, name: str) -> str: ...
 
@@ -198,13 +228,21 @@ class LocalObjectStore(_NamedStore):
     def exists(self, name: str) -> bool:
         return self.path(name).is_file()
 
+    def stat(self, name: str) -> ObjectInfo | None:
+        # The bytes are hashed (a local read is cheap): a sidecar may lag after a crash.
+        try:
+            data = self.read(name)
+        except ObjectNotFoundError:
+            return None
+        return ObjectInfo(name=name, sha256=sha256_hex(data), byte_size=len(data))
+
     def read(self, name: str) -> bytes:
         try:
             return self.path(name).read_bytes()
         except FileNotFoundError:
             raise ObjectNotFoundError(f"no object {name!r} in {self._root}") from None
         except OSError as error:
-            raise ObjectStoreError(f"cannot read object {name!r}: {error}") from error
+            raise _local_error(f"cannot read object {name!r}", error) from error
 
     def put_immutable(
         self,
@@ -232,7 +270,7 @@ class LocalObjectStore(_NamedStore):
                 return self._stored(name, sha256, len(data), content_type, created=True)
             existing = path.read_bytes()
         except OSError as error:
-            raise ObjectStoreError(f"cannot write object {name!r}: {error}") from error
+            raise _local_error(f"cannot write object {name!r}", error) from error
         if sha256_hex(existing) != sha256:
             raise ObjectConflictError(
                 f"object {name!r} already exists with different bytes "
@@ -243,7 +281,7 @@ class LocalObjectStore(_NamedStore):
             try:
                 self._write_sidecar(path, sidecar)
             except OSError as error:
-                raise ObjectStoreError(f"cannot repair metadata of {name!r}: {error}") from error
+                raise _local_error(f"cannot repair metadata of {name!r}", error) from error
             existing_meta = sidecar
         existing_type = str(existing_meta.get("content_type") or content_type)
         return self._stored(name, sha256, len(existing), existing_type, created=False)
@@ -267,7 +305,7 @@ class LocalObjectStore(_NamedStore):
             self._write_sidecar(path, sidecar)
             _fsync_dir(path.parent)
         except OSError as error:
-            raise ObjectStoreError(f"cannot write object {name!r}: {error}") from error
+            raise _local_error(f"cannot write object {name!r}", error) from error
         return self._stored(name, sha256, len(data), content_type, created=True)
 
     # -- helpers
@@ -321,6 +359,56 @@ class LocalObjectStore(_NamedStore):
             temp.unlink(missing_ok=True)
 
 
+#: Local I/O errors that no retry fixes: permissions, a read-only or missing volume.
+_PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
+
+
+def _local_error(message: str, error: OSError) -> ObjectStoreError:
+    permanent = error.errno in _PERMANENT_ERRNOS
+    fix = " (check the folder's permissions: PODPOD_OBJECT_STORE_URL)" if permanent else ""
+    return ObjectStoreError(f"{message}: {error}{fix}", transient=not permanent)
+
+
+#: Google errors that heal: rate limits, server errors, timeouts, dropped connections.
+_TRANSIENT_GOOGLE = (
+    google_errors.TooManyRequests,
+    google_errors.InternalServerError,
+    google_errors.BadGateway,
+    google_errors.ServiceUnavailable,
+    google_errors.GatewayTimeout,
+    google_errors.RetryError,  # the retry deadline passed: the service may come back
+    google_errors.DeadlineExceeded,
+    requests.ConnectionError,
+    requests.Timeout,
+    TransportError,
+    ConnectionError,
+    TimeoutError,
+)
+#: What raising code should catch around a client call.
+_GCS_ERRORS = (GoogleAPIError, GoogleAuthError, requests.RequestException, OSError)
+
+
+def _gcs_error(message: str, error: BaseException) -> ObjectStoreError:
+    """An :class:`ObjectStoreError` that says whether a retry can help, and the fix if not."""
+    if isinstance(error, _TRANSIENT_GOOGLE):
+        return ObjectStoreError(f"{message}: {error}", transient=True)
+    if isinstance(error, google_errors.Unauthorized | GoogleAuthError):
+        fix = (
+            "the credentials were refused: check GOOGLE_APPLICATION_CREDENTIALS or "
+            "Workload Identity"
+        )
+    elif isinstance(error, google_errors.Forbidden):
+        fix = (
+            "the service account lacks a role on the bucket "
+            "(roles/storage.objectCreator and roles/storage.objectViewer)"
+        )
+    elif isinstance(error, google_errors.NotFound):
+        fix = "the bucket does not exist: check PODPOD_OBJECT_STORE_URL"
+    else:
+        fix = "not a fault that a retry fixes"
+    return ObjectStoreError(f"{message}: {error} ({fix})", transient=False)
+
+
 def _fsync_dir(directory: Path) -> None:
     """Make the new directory entry durable (best effort: not every OS supports it)."""
     with contextlib.suppress(OSError):
@@ -352,10 +440,22 @@ class GCSObjectStore(_NamedStore):
         bucket_name: str,
         *,
         client: storage.Client | None = None,
-        public_base_url: str = "https://storage.googleapis.com",
+        public_base_url: str = GCS_PUBLIC_BASE_URL,
+        request_timeout: float = 10.0,
+        retry_deadline: float = 15.0,
     ) -> None:
         if not bucket_name or "/" in bucket_name:
             raise ValueError(f"bucket name must be a plain bucket name, got {bucket_name!r}")
+        if not (0 < request_timeout <= retry_deadline):
+            raise ValueError(
+                f"need 0 < request_timeout ({request_timeout}) <= retry_deadline "
+                f"({retry_deadline}), in seconds"
+            )
+        # One object per call: seconds, not the library's 120 s default, so a dead bucket
+        # fails an artist quickly and the batch's breaker stops the run.
+        # Any: the client accepts a float (or a (connect, read) pair) but hints int.
+        self._timeout: Any = request_timeout
+        self._retry = DEFAULT_RETRY.with_timeout(retry_deadline)
         self._client = client if client is not None else storage.Client()
         self._bucket = self._client.bucket(bucket_name)
         self._bucket_name = bucket_name
@@ -373,19 +473,31 @@ class GCSObjectStore(_NamedStore):
         return f"{self._public_base_url}/{self._bucket_name}/{quoted}"
 
     def exists(self, name: str) -> bool:
+        return self.stat(name) is not None
+
+    def stat(self, name: str) -> ObjectInfo | None:
         try:
-            return bool(self._bucket.blob(validate_object_name(name)).exists(retry=DEFAULT_RETRY))
-        except GoogleAPIError as error:
-            raise ObjectStoreError(f"cannot check {self.uri(name)}: {error}") from error
+            blob = self._bucket.get_blob(
+                validate_object_name(name), timeout=self._timeout, retry=self._retry
+            )
+        except _GCS_ERRORS as error:
+            raise _gcs_error(f"cannot check {self.uri(name)}", error) from error
+        if blob is None:
+            return None
+        return ObjectInfo(
+            name=name,
+            sha256=(blob.metadata or {}).get(SHA256_METADATA_KEY),
+            byte_size=int(blob.size or 0),
+        )
 
     def read(self, name: str) -> bytes:
         blob = self._bucket.blob(validate_object_name(name))
         try:
-            return blob.download_as_bytes(checksum="auto", retry=DEFAULT_RETRY)
+            return blob.download_as_bytes(checksum="auto", timeout=self._timeout, retry=self._retry)
         except NotFound:
             raise ObjectNotFoundError(f"no object {self.uri(name)}") from None
-        except GoogleAPIError as error:
-            raise ObjectStoreError(f"cannot read {self.uri(name)}: {error}") from error
+        except _GCS_ERRORS as error:
+            raise _gcs_error(f"cannot read {self.uri(name)}", error) from error
 
     def put_immutable(
         self,
@@ -438,12 +550,13 @@ class GCSObjectStore(_NamedStore):
                 content_type=content_type,
                 if_generation_match=if_generation_match,
                 checksum="crc32c",
-                retry=DEFAULT_RETRY,
+                timeout=self._timeout,
+                retry=self._retry,
             )
         except PreconditionFailed:
             raise
-        except GoogleAPIError as error:
-            raise ObjectStoreError(f"cannot upload {self.uri(name)}: {error}") from error
+        except _GCS_ERRORS as error:
+            raise _gcs_error(f"cannot upload {self.uri(name)}", error) from error
         self._verify_upload(blob, data)
         return self._stored(name, sha256, len(data), content_type, created=True)
 
@@ -465,7 +578,7 @@ class GCSObjectStore(_NamedStore):
     def _existing(self, name: str, data: bytes, sha256: str) -> StoredObject:
         """The name is taken: same bytes → a rerun (``created=False``); else a conflict."""
         try:
-            existing = self._bucket.get_blob(name, retry=DEFAULT_RETRY)
+            existing = self._bucket.get_blob(name, timeout=self._timeout, retry=self._retry)
             if existing is None:
                 raise ObjectStoreError(
                     f"{self.uri(name)} existed at upload time but is gone now; retry later"
@@ -474,11 +587,13 @@ class GCSObjectStore(_NamedStore):
             if existing_sha is None:  # written by something else: hash the bytes themselves
                 existing_sha = sha256_hex(
                     existing.download_as_bytes(
-                        if_generation_match=existing.generation, retry=DEFAULT_RETRY
+                        if_generation_match=existing.generation,
+                        timeout=self._timeout,
+                        retry=self._retry,
                     )
                 )
-        except GoogleAPIError as error:
-            raise ObjectStoreError(f"cannot inspect {self.uri(name)}: {error}") from error
+        except _GCS_ERRORS as error:
+            raise _gcs_error(f"cannot inspect {self.uri(name)}", error) from error
         same_md5 = existing.md5_hash is None or existing.md5_hash == _md5_base64(data)
         if existing_sha != sha256 or not same_md5:
             raise ObjectConflictError(

@@ -20,11 +20,13 @@ from podpod_scraping.core.outcomes import Artist, Outcome, ScrapedImage, ScrapeR
 from podpod_scraping.core.refresh import (
     ArtistStatus,
     ArtistTask,
-    CurrentImage,
     OriginalImage,
     Publication,
+    Recorded,
     RefreshOptions,
     SkippedArtist,
+    StorageUnavailable,
+    StoreError,
     refresh_artists,
 )
 from podpod_scraping.core.scraper import ArtistImageScraper, KnownImage
@@ -34,10 +36,16 @@ from podpod_scraping.core.sources import SourceConfig
 class MemoryStore:
     """Records failures; every artist id is a catalog artist unless listed as missing."""
 
-    def __init__(self, missing: Sequence[str] = (), fail_reads: bool = False) -> None:
+    def __init__(
+        self,
+        missing: Sequence[str] = (),
+        fail_reads: bool = False,
+        fail_writes: Exception | None = None,
+    ) -> None:
         self.failures: list[str] = []
         self._missing = set(missing)
         self._fail_reads = fail_reads
+        self._fail_writes = fail_writes
         self._lock = threading.Lock()
 
     def tasks(self, artist_ids: Sequence[str], batch_id: str) -> list[ArtistTask | SkippedArtist]:
@@ -50,20 +58,26 @@ class MemoryStore:
             for key in artist_ids
         ]
 
+    def current_intact(self, task: ArtistTask) -> bool:
+        raise AssertionError("no artist is unchanged in these tests")
+
     def archive_original(self, artist_id: str, image: ScrapedImage) -> OriginalImage:
         raise AssertionError("no artist is found in these tests")
 
-    def publish(self, publication: Publication, *, batch_id: str) -> tuple[CurrentImage, bool]:
+    def publish(self, publication: Publication, *, batch_id: str) -> Recorded:
         raise AssertionError("no artist is found in these tests")
 
     def record_unchanged(
         self, task: ArtistTask, result: ScrapeResult, *, batch_id: str
-    ) -> CurrentImage | None:
+    ) -> Recorded:
         raise AssertionError("no artist is unchanged in these tests")
 
-    def record_failure(self, task: ArtistTask, result: ScrapeResult, *, batch_id: str) -> None:
+    def record_failure(self, task: ArtistTask, result: ScrapeResult, *, batch_id: str) -> Recorded:
+        if self._fail_writes is not None:
+            raise self._fail_writes
         with self._lock:
             self.failures.append(task.artist.id)
+        return Recorded(current=task.current)
 
 
 class ControlledScraper(ArtistImageScraper):
@@ -193,3 +207,94 @@ def test_every_artist_is_reported_before_the_stream_ends(fetcher: Fetcher) -> No
             time.sleep(0.0005)
 
         assert sorted(received) == sorted(ids)
+
+
+def _drain(
+    store: MemoryStore, scraper: ControlledScraper, ids: list[str], **options: int
+) -> tuple[list[str], BaseException | None]:
+    """The statuses reported before the stream ended, and what it raised."""
+    statuses: list[str] = []
+    try:
+        for report in refresh_artists(
+            ids,
+            store=store,
+            scraper=scraper,
+            images=ImagePolicy(),
+            batch_id="b",
+            options=RefreshOptions(**options),
+        ):
+            statuses.append(report.status.value)
+    except BaseException as error:
+        return statuses, error
+    return statuses, None
+
+
+def test_a_dead_store_stops_the_batch_after_consecutive_storage_failures(
+    fetcher: Fetcher,
+) -> None:
+    scraper = ControlledScraper(fetcher)
+    store = MemoryStore(fail_writes=StoreError("bucket unreachable", transient=True))
+    ids = [str(n) for n in range(1, 201)]
+
+    statuses, raised = _drain(store, scraper, ids, concurrency=2, max_storage_failures=5)
+
+    assert isinstance(raised, StorageUnavailable)
+    assert raised.transient
+    assert "5 artists in a row" in str(raised)
+    assert set(statuses) == {"storage_failed"}
+    assert 5 <= len(scraper.scraped) <= 5 + 2 + 1  # the in-flight ones end; no more start
+
+
+def test_a_storage_error_that_cannot_heal_stops_the_batch_at_once(fetcher: Fetcher) -> None:
+    scraper = ControlledScraper(fetcher)
+    store = MemoryStore(fail_writes=StoreError("403 Forbidden", transient=False))
+
+    statuses, raised = _drain(
+        store, scraper, [str(n) for n in range(1, 101)], concurrency=1, max_storage_failures=50
+    )
+
+    assert isinstance(raised, StorageUnavailable)
+    assert not raised.transient
+    assert "403 Forbidden" in str(raised)
+    assert len(statuses) <= 2
+
+
+def test_a_bug_in_the_store_is_not_taken_for_a_transient_fault(fetcher: Fetcher) -> None:
+    scraper = ControlledScraper(fetcher)
+    store = MemoryStore(fail_writes=KeyError("oops"))
+
+    _, raised = _drain(store, scraper, ["1", "2", "3"], concurrency=1)
+
+    assert isinstance(raised, StorageUnavailable)
+    assert not raised.transient
+
+
+def test_failures_between_successes_do_not_trip_the_breaker(fetcher: Fetcher) -> None:
+    """Only failures *in a row* count: one bad write among good ones is retried later."""
+
+    class FlakyStore(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def record_failure(
+            self, task: ArtistTask, result: ScrapeResult, *, batch_id: str
+        ) -> Recorded:
+            with self._lock:
+                self.calls += 1
+                flaky = self.calls % 2 == 0
+            if flaky:
+                raise StoreError("503", transient=True)
+            return Recorded(current=None)
+
+    statuses, raised = _drain(
+        FlakyStore(),
+        ControlledScraper(fetcher),
+        [str(n) for n in range(1, 21)],
+        concurrency=1,
+        max_storage_failures=2,
+    )
+
+    assert raised is None
+    assert statuses.count("storage_failed") == 10
+    assert statuses.count("failed") == 10

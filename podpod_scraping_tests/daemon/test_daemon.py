@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from podpod_scraping.demo.site import FixtureServer
 from podpod_scraping.storage.catalog.repository import insert_artists, make_engine
 from podpod_scraping_tests.defs.conftest import make_jpeg
 from podpod_scraping_tests.fixtures.postgres import PostgresServer
+from podpod_scraping_tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.daemon
 
@@ -41,15 +41,8 @@ T = TypeVar("T")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Path) -> T:
-    """Poll ``probe`` until it returns something truthy, or fail with the daemon's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(2)
-    tail = log.read_text(errors="replace")[-6000:] if log.exists() else "(no log)"
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n--- daemon log ---\n{tail}")
+    """Poll ``probe`` every 2 s; on timeout fail with the daemon's log."""
+    return wait_until(what, probe, timeout, every=2, log=log)
 
 
 @dataclass

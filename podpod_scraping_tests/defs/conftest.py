@@ -23,15 +23,13 @@ from podpod_scraping.defs.batching import REFRESH_OP, RefreshBatchConfig, artist
 from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 from podpod_scraping.demo.site import FixtureServer, Route
-from podpod_scraping.storage.catalog.migrate import upgrade
 from podpod_scraping.storage.catalog.repository import (
     CatalogRepository,
-    create_artists_table,
     insert_artists,
     make_engine,
 )
 from podpod_scraping_tests.fixtures.gcs import GCSEmulator
-from podpod_scraping_tests.fixtures.postgres import PostgresServer
+from podpod_scraping_tests.fixtures.postgres import PostgresServer, new_catalog
 
 
 def make_jpeg(seed: int, size: tuple[int, int] = (400, 300)) -> bytes:
@@ -392,29 +390,18 @@ def standalone_pipeline(
 ) -> Iterator[Pipeline]:
     """A pipeline on its own new catalog database and bucket, for module-scoped scenarios
     (the ``pipeline`` fixture is per test)."""
-    database = postgres_server.create_database("catalog")
-    catalog_url = postgres_server.url(database)
-    upgrade(catalog_url)
-    engine = make_engine(catalog_url)
-    try:
-        create_artists_table(engine)
-    finally:
-        engine.dispose()
-    bucket = gcs_emulator.client().create_bucket(f"test-{uuid.uuid4().hex[:20]}")
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
-            with open_pipeline(
-                catalog_url=catalog_url,
-                bucket=bucket,
-                site=site,
-                workdir=workdir,
-                concurrency=concurrency,
-                entry=entry,
-            ) as opened:
-                yield opened
-    finally:
-        postgres_server.drop_database(database)
+    with new_catalog(postgres_server) as catalog_url, pytest.MonkeyPatch.context() as patch:
+        bucket = gcs_emulator.client().create_bucket(f"test-{uuid.uuid4().hex[:20]}")
+        patch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
+        with open_pipeline(
+            catalog_url=catalog_url,
+            bucket=bucket,
+            site=site,
+            workdir=workdir,
+            concurrency=concurrency,
+            entry=entry,
+        ) as opened:
+            yield opened
 
 
 @pytest.fixture(autouse=True)

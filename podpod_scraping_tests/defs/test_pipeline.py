@@ -198,7 +198,7 @@ def test_failed_refresh_event_shows_the_image_still_served(pipeline: Pipeline) -
     assert "data:image/jpeg" in str(event["preview"].value)
 
 
-def test_an_id_that_left_the_catalog_is_recorded_without_failing_the_run(
+def test_an_id_that_left_the_catalog_fails_the_step_at_once_and_the_others_publish(
     pipeline: Pipeline,
 ) -> None:
     pipeline.add_artist(1, "Nell", image=make_jpeg(1))
@@ -208,7 +208,10 @@ def test_an_id_that_left_the_catalog_is_recorded_without_failing_the_run(
 
     result = pipeline.run(["1", "2"])
 
-    assert result.success
+    assert not result.success
+    assert "1 of 2 id(s) are not catalog artists: 2" in result.failure_description()
+    retries = [e for e in result.result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retries == []  # no retry makes an unknown id known
     assert result.observed("artist_image")["2"]["outcome"].value == "not_in_catalog"
     assert set(result.materialized("artist_image")) == {"1"}
 

@@ -116,7 +116,8 @@ def test_a_storage_failure_for_one_artist_leaves_the_others_published(
     reports = _refresh(store, scraper, ["1", "2"], batch_id="run-1")
 
     assert reports["1"].status is ArtistStatus.STORAGE_FAILED
-    assert "ObjectConflictError" in (reports["1"].error or "")
+    assert "already exists with different bytes" in (reports["1"].error or "")
+    assert not reports["1"].storage_transient  # no retry overwrites it: a person must look
     assert reports["2"].status is ArtistStatus.SUCCEEDED
     assert "1" not in catalog.scrape_states(["1"])  # nothing recorded: the retry redoes it
     assert "1" not in catalog.current_images(["1"])

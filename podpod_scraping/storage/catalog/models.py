@@ -125,6 +125,10 @@ class ArtistImageRow(Base):
     source_content_type: Mapped[str | None] = mapped_column(sa.Text)
     source_byte_size: Mapped[int | None] = mapped_column(sa.Integer)
     preview: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    object_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    object_missing: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, server_default=sa.false()
+    )
 
     __table_args__ = (
         sa.UniqueConstraint("artist_id", "sha256"),
@@ -136,6 +140,9 @@ class ArtistImageRow(Base):
             sqlite_where=sa.text("is_current"),
         ),
         sa.Index("ix_artist_images_is_current_scraped_at", "is_current", "scraped_at"),
+        sa.Index(
+            "ix_artist_images_is_current_object_checked_at", "is_current", "object_checked_at"
+        ),
     )
 
 

@@ -9,6 +9,11 @@ Per-artist writes first upsert the artist's ``artist_scrape_state`` row. On Post
 row lock serialises concurrent writers of the same artist (two runs, a retry), so the
 "unset the old current image, then set the new one" switch can never trip the partial
 unique index or leave two current images; SQLite serialises all writers anyway.
+
+Writes are ordered by attempt: the upsert only applies when the attempt is not older
+than the one already recorded (``last_attempt_at``), so a slow run that finishes after a
+newer one is *superseded*: its image is kept in history, never made current, and the
+scrape state never goes back in time.
 """
 
 from __future__ import annotations
@@ -45,12 +50,14 @@ _BIGINT_MAX = 2**63 - 1
 _SUCCESS_OUTCOMES = (Outcome.FOUND.value, Outcome.UNCHANGED.value)
 
 CATEGORY_CURRENT = "current image"
+CATEGORY_OBJECT_MISSING = "object missing"
 CATEGORY_STALE = "stale"
 CATEGORY_NEVER_FOUND = "never found"
 CATEGORY_NEVER_ATTEMPTED = "never attempted"
 FAILED_PREFIX = "failed: "
 FIXED_CATEGORIES = (
     CATEGORY_CURRENT,
+    CATEGORY_OBJECT_MISSING,
     CATEGORY_STALE,
     CATEGORY_NEVER_ATTEMPTED,
     CATEGORY_NEVER_FOUND,
@@ -188,6 +195,7 @@ class RecordOutcome:
     image_id: int
     created: bool  # a new history row was inserted
     switched: bool  # the artist's current image changed
+    superseded: bool = False  # a newer attempt was already recorded: kept in history only
 
 
 def _db_id(key: str) -> int | None:
@@ -333,16 +341,42 @@ class CatalogRepository:
         )
         return {str(row.artist_id): _current_image(row) for row in rows}
 
-    def latest_current_images(self, limit: int) -> list[CurrentImage]:
-        """The ``limit`` most recently scraped current images (for consistency checks)."""
+    def current_images_to_check(self, limit: int) -> list[CurrentImage]:
+        """Up to ``limit`` current images, least recently verified first (never first).
+
+        Repeated calls with :meth:`record_object_checks` walk every current image over
+        time, so a lost object is found whatever its age.
+        """
+        checked = ArtistImageRow.object_checked_at
         query = (
             sa.select(*_IMAGE_COLUMNS)
             .where(ArtistImageRow.is_current)
-            .order_by(ArtistImageRow.scraped_at.desc(), ArtistImageRow.id.desc())
+            .order_by(sa.case((checked.is_(None), 0), else_=1), checked, ArtistImageRow.id)
             .limit(limit)
         )
         with self.engine.connect() as connection:
             return [_current_image(row) for row in connection.execute(query).all()]
+
+    def record_object_checks(self, missing_by_image_id: dict[int, bool], *, at: datetime) -> None:
+        """Record what a check of the store found for each image row (missing or there)."""
+        at = _aware(at, "at")
+        with self.engine.begin() as connection:
+            for missing in (True, False):
+                ids = [key for key, value in missing_by_image_id.items() if value is missing]
+                for chunk in _chunks(ids):
+                    connection.execute(
+                        sa.update(ArtistImageRow)
+                        .where(ArtistImageRow.id.in_(chunk))
+                        .values(object_checked_at=at, object_missing=missing)
+                    )
+
+    def missing_object_count(self) -> int:
+        """Current images whose object the last check did not find."""
+        query = sa.select(sa.func.count()).where(
+            ArtistImageRow.is_current, ArtistImageRow.object_missing
+        )
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
 
     def scrape_states(self, ids: Collection[str]) -> dict[str, ScrapeState]:
         rows = self._read_by_ids(
@@ -355,15 +389,22 @@ class CatalogRepository:
 
     # -- writes --------------------------------------------------------------------------
 
-    def _upsert_state(self, connection: Connection, values: dict[str, Any]) -> None:
-        """Insert or overwrite the given state columns; takes the artist's row lock."""
-        statement = _insert(connection, ArtistScrapeStateRow).values(values)
-        connection.execute(
+    def _upsert_state(self, connection: Connection, values: dict[str, Any]) -> bool:
+        """Insert or overwrite the given state columns unless a newer attempt is recorded.
+
+        Takes the artist's row lock either way (Postgres locks a conflicting row even when
+        the ``WHERE`` refuses the update). Returns False when the attempt is superseded.
+        """
+        state = ArtistScrapeStateRow
+        statement = _insert(connection, state).values(values)
+        applied = connection.execute(
             statement.on_conflict_do_update(
-                index_elements=[ArtistScrapeStateRow.artist_id],
+                index_elements=[state.artist_id],
                 set_={key: statement.excluded[key] for key in values if key != "artist_id"},
-            )
-        )
+                where=state.last_attempt_at <= statement.excluded.last_attempt_at,
+            ).returning(state.artist_id)
+        ).scalar_one_or_none()
+        return applied is not None
 
     def record_image(
         self,
@@ -377,11 +418,12 @@ class CatalogRepository:
 
         The same image (same sha256) found again reuses its history row and refreshes
         ``scraped_at`` (never backwards): a rerun never duplicates and never switches.
+        An attempt older than the recorded one only adds its history row (``superseded``).
         """
         artist_id = _require_db_id(record.artist_id)
         attempted_at = _aware(attempted_at, "attempted_at")
         with self.engine.begin() as connection:
-            self._upsert_state(
+            newest = self._upsert_state(
                 connection,
                 {
                     "artist_id": artist_id,
@@ -422,6 +464,8 @@ class CatalogRepository:
                     source_content_type=record.source_content_type,
                     source_byte_size=record.source_byte_size,
                     preview=record.preview,
+                    object_checked_at=datetime.now(UTC),  # it was just written (or found)
+                    object_missing=False,
                 )
                 .on_conflict_do_nothing(
                     index_elements=[ArtistImageRow.artist_id, ArtistImageRow.sha256]
@@ -448,11 +492,17 @@ class CatalogRepository:
                             ArtistImageRow.source_byte_size, record.source_byte_size
                         ),
                         preview=sa.func.coalesce(ArtistImageRow.preview, record.preview),
+                        object_checked_at=datetime.now(UTC),  # republished: it is there now
+                        object_missing=False,
                     )
                     .returning(ArtistImageRow.id)
                 ).scalar_one()
             else:
                 image_id = inserted
+            if not newest:
+                return RecordOutcome(
+                    image_id=image_id, created=created, switched=False, superseded=True
+                )
             current_id = connection.execute(
                 sa.select(ArtistImageRow.id).where(
                     ArtistImageRow.artist_id == artist_id, ArtistImageRow.is_current
@@ -480,16 +530,17 @@ class CatalogRepository:
         attempted_at: datetime,
         reason: str,
         batch_id: str | None = None,
-    ) -> None:
+    ) -> bool:
         """A successful check that found nothing new (e.g. HTTP 304): the image is current.
 
         Resets the failure count and refreshes the current image's ``scraped_at`` (it was
-        just verified) so the artist stops being stale. Validators are kept.
+        just verified) so the artist stops being stale. Validators are kept. Returns False
+        (and changes nothing) when a newer attempt is already recorded.
         """
         db_id = _require_db_id(artist_id)
         attempted_at = _aware(attempted_at, "attempted_at")
         with self.engine.begin() as connection:
-            self._upsert_state(
+            newest = self._upsert_state(
                 connection,
                 {
                     "artist_id": db_id,
@@ -502,11 +553,14 @@ class CatalogRepository:
                     "last_batch_id": batch_id,
                 },
             )
+            if not newest:
+                return False
             connection.execute(
                 sa.update(ArtistImageRow)
                 .where(ArtistImageRow.artist_id == db_id, ArtistImageRow.is_current)
                 .values(scraped_at=_later(ArtistImageRow.scraped_at, attempted_at))
             )
+        return True
 
     def record_failure(
         self,
@@ -516,8 +570,11 @@ class CatalogRepository:
         *,
         attempted_at: datetime,
         batch_id: str | None = None,
-    ) -> ScrapeState:
-        """Record a failed attempt and schedule the next one; images are never touched."""
+    ) -> ScrapeState | None:
+        """Record a failed attempt and schedule the next one; images are never touched.
+
+        Returns the new state, or None (nothing changed) when a newer attempt is recorded.
+        """
         if outcome.is_success:
             raise ValueError(f"{outcome.value!r} is a success, not a failure")
         db_id = _require_db_id(artist_id)
@@ -542,8 +599,11 @@ class CatalogRepository:
                         "consecutive_failures": state.consecutive_failures + 1,
                         "last_batch_id": statement.excluded.last_batch_id,
                     },
+                    where=state.last_attempt_at <= statement.excluded.last_attempt_at,
                 ).returning(state.consecutive_failures)
-            ).scalar_one()
+            ).scalar_one_or_none()
+            if failures is None:
+                return None
             row = connection.execute(
                 sa.update(state)
                 .where(state.artist_id == db_id)
@@ -573,9 +633,10 @@ class CatalogRepository:
         """Catalog artists due for a scrape, ordered by id.
 
         Due = outside any failure backoff (``next_attempt_at`` NULL or passed) AND either
-        without a current image (never attempted, or failed) or with one scraped more
-        than ``max_age`` ago. An artist with a fresh current image is never due, even if
-        a later refresh failed: it has a good image and it is not stale yet.
+        without a current image (never attempted, or failed), with one scraped more
+        than ``max_age`` ago, or with one whose object a check found missing. An artist
+        with a fresh current image is never due, even if a later refresh failed: it has
+        a good image and it is not stale yet.
         """
         now = _aware(now, "now")
         query = (
@@ -589,6 +650,7 @@ class CatalogRepository:
                 sa.or_(
                     ArtistImageRow.id.is_(None),
                     ArtistImageRow.scraped_at < now - max_age,
+                    ArtistImageRow.object_missing,
                 ),
             )
             .order_by(ArtistRow.id)
@@ -634,6 +696,8 @@ class CatalogRepository:
     def coverage(self, *, now: datetime, max_age: timedelta) -> pd.DataFrame:
         """Artists per category; the categories partition the catalog (counts sum to it).
 
+        - ``object missing``: a current image row whose object the last check did not
+          find in the store (the app serves a broken link until the next refresh);
         - ``current image``: a current image scraped within ``max_age``;
         - ``stale``: a current image older than that;
         - ``never attempted``: no image and no attempt yet;
@@ -647,6 +711,10 @@ class CatalogRepository:
         now = _aware(now, "now")
         state = ArtistScrapeStateRow
         category = sa.case(
+            (
+                sa.and_(ArtistImageRow.id.is_not(None), ArtistImageRow.object_missing),
+                sa.literal(CATEGORY_OBJECT_MISSING),
+            ),
             (
                 sa.and_(ArtistImageRow.id.is_not(None), ArtistImageRow.scraped_at >= now - max_age),
                 sa.literal(CATEGORY_CURRENT),

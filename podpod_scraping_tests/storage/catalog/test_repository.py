@@ -12,6 +12,7 @@ from podpod_scraping.core.outcomes import Artist, Outcome
 from podpod_scraping.storage.catalog.repository import (
     CatalogRepository,
     ImageRecord,
+    ScrapeState,
     insert_artists,
 )
 
@@ -54,6 +55,19 @@ def image_rows(repo: CatalogRepository, artist_id: int) -> list[dict[str, Any]]:
             {"a": artist_id},
         )
         return [{**row._mapping, "is_current": bool(row.is_current)} for row in rows]
+
+
+def record_failure(repo: CatalogRepository, artist_id: str, at: datetime, **kw: Any) -> ScrapeState:
+    """A failure that is the newest attempt (so it is recorded)."""
+    state = repo.record_failure(
+        artist_id,
+        kw.pop("outcome", Outcome.PAGE_NOT_FOUND),
+        kw.pop("reason", "HTTP 404"),
+        attempted_at=at,
+        **kw,
+    )
+    assert state is not None
+    return state
 
 
 @pytest.fixture
@@ -179,10 +193,7 @@ def test_failure_never_touches_images_and_backs_off(artists: CatalogRepository) 
     current_before = artists.current_images(["1"])["1"]
 
     attempts = [NOW + timedelta(days=d) for d in (31, 32, 33, 34, 45)]
-    states = [
-        artists.record_failure("1", Outcome.PAGE_NOT_FOUND, "HTTP 404", attempted_at=at)
-        for at in attempts
-    ]
+    states = [record_failure(artists, "1", at) for at in attempts]
 
     assert [s.consecutive_failures for s in states] == [1, 2, 3, 4, 5]
     assert [s.next_attempt_at for s in states] == [
@@ -202,7 +213,7 @@ def test_failure_never_touches_images_and_backs_off(artists: CatalogRepository) 
 
 
 def test_failure_of_a_never_seen_artist_starts_at_one(artists: CatalogRepository) -> None:
-    state = artists.record_failure("2", Outcome.TIMEOUT, "slow", attempted_at=NOW)
+    state = record_failure(artists, "2", NOW, outcome=Outcome.TIMEOUT, reason="slow")
 
     assert (state.artist_id, state.consecutive_failures) == ("2", 1)
     assert state.next_attempt_at == NOW + timedelta(hours=1)
@@ -388,3 +399,51 @@ def test_failed_artist_ids_lists_every_failure_whatever_its_backoff(
     artists.record_failure("3", Outcome.TIMEOUT, "slow", attempted_at=NOW)
 
     assert artists.failed_artist_ids() == ["2", "3"]
+
+
+# -- attempts are ordered: an older one never wins ------------------------------------------
+
+
+def test_an_older_attempt_finishing_late_is_kept_in_history_but_never_made_current(
+    artists: CatalogRepository,
+) -> None:
+    newer = artists.record_image(image("1", "b"), attempted_at=NOW + timedelta(minutes=5))
+    older = artists.record_image(image("1", "a"), attempted_at=NOW)
+
+    assert newer.switched
+    assert not newer.superseded
+    assert older.superseded
+    assert not older.switched
+    assert older.created
+    assert artists.current_images(["1"])["1"].sha256 == "b" * 64
+    assert [(r["sha256"][0], r["is_current"]) for r in image_rows(artists, 1)] == [
+        ("b", True),
+        ("a", False),
+    ]
+    state = artists.scrape_states(["1"])["1"]
+    assert state.last_attempt_at == NOW + timedelta(minutes=5)  # never moved back
+    assert state.source_etag == '"etag-b"'
+
+
+def test_an_older_failure_after_a_newer_success_changes_nothing(
+    artists: CatalogRepository,
+) -> None:
+    artists.record_image(image("1", "a"), attempted_at=NOW + timedelta(minutes=5))
+    before = artists.scrape_states(["1"])["1"]
+
+    late = artists.record_failure("1", Outcome.TIMEOUT, "slow", attempted_at=NOW)
+
+    assert late is None
+    assert artists.scrape_states(["1"])["1"] == before
+    assert before.consecutive_failures == 0
+    assert before.next_attempt_at is None
+
+
+def test_an_older_unchanged_check_after_a_newer_attempt_changes_nothing(
+    artists: CatalogRepository,
+) -> None:
+    record_failure(artists, "1", NOW + timedelta(minutes=5))
+    before = artists.scrape_states(["1"])["1"]
+
+    assert artists.record_unchanged("1", attempted_at=NOW, reason="HTTP 304") is False
+    assert artists.scrape_states(["1"])["1"] == before
