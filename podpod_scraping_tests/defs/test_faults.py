@@ -175,7 +175,7 @@ def test_gcs_killed_mid_publish_stops_the_batch_and_its_retry_completes_it(
     gated(pipeline).gate.set()
     wait_until("the step to stop and ask for a retry", lambda: _retry_requested(pipeline), 90)
     stopped_after = time.monotonic() - killed_at
-    print(f"GCS killed: the step stopped after {stopped_after:.1f}s")  # noqa: T201 — for the note
+    print(f"GCS killed: the step stopped after {stopped_after:.1f}s")
     private_gcs.start()
     run.join(timeout=300)
 
