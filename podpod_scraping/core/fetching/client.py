@@ -323,6 +323,16 @@ class Fetcher:
         self._expect_success(raw, "image URL")
         return self._response(raw)
 
+    def fetch_robots(self, url: str) -> tuple[str, int, bytes]:
+        """GET the robots.txt of ``url``'s origin exactly as a scrape would (SSRF guard,
+        allow-list, limits, retries), for ``config check``: ``(robots URL, status, body)``.
+
+        Raises FetchError when it cannot be read (unsafe host, timeout, network error).
+        """
+        robots_url = f"{self._target(url).robots_url}/robots.txt"
+        status, body = self._fetch_robots(robots_url, Deadline(self._policy.total_timeout))
+        return robots_url, status, body
+
     def close(self) -> None:
         with self._clients_lock:
             clients, self._clients = self._clients, {}
