@@ -60,6 +60,13 @@ def load_yaml_model(model: type[M], text: str, origin: str) -> M:
         raise ScraperConfigError(f"{origin}: not valid YAML: {error}") from error
     finally:
         loader.dispose()
+    duplicate = _first_duplicate_key(node) if node is not None else None
+    if duplicate is not None:
+        path, line, first = duplicate
+        raise ScraperConfigError(
+            f"{origin}:{line}: {dotted(path)}: given twice (first on line {first}); the "
+            "second would silently replace the first: keep one"
+        )
     if not isinstance(data, dict):
         raise ScraperConfigError(
             f"{origin}: expected a mapping with a 'sources' list, got "
@@ -106,6 +113,26 @@ def key_lines(node: yaml.Node, path: Path = ()) -> dict[Path, int]:
         for index, item in enumerate(node.value):
             lines.update(key_lines(item, (*path, index)))
     return lines
+
+
+def _first_duplicate_key(node: yaml.Node, path: Path = ()) -> tuple[Path, int, int] | None:
+    """A key given twice in one mapping (YAML keeps the last one without a word)."""
+    children: list[tuple[Path, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name, line = str(key.value), key.start_mark.line + 1
+            if name in seen:
+                return (*path, name), line, seen[name]
+            seen[name] = line
+            children.append(((*path, name), value))
+    elif isinstance(node, yaml.SequenceNode):
+        children.extend(((*path, index), item) for index, item in enumerate(node.value))
+    for child_path, child in children:
+        found = _first_duplicate_key(child, child_path)
+        if found is not None:
+            return found
+    return None
 
 
 def dotted(path: Path) -> str:

@@ -133,6 +133,29 @@ def test_missing_sources_list_is_a_clear_error(text: str, message: str) -> None:
         parse_scraper_config(text, origin="scraper.yaml")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            SOURCES + "fetch:\n  max_attempts: 2\nfetch:\n  max_attempts: 5\n",
+            r"scraper\.yaml:7: fetch: given twice \(first on line 5\)",
+        ),
+        (
+            SOURCES + "fetch:\n  max_attempts: 2\n  max_attempts: 5\n",
+            r"scraper\.yaml:7: fetch\.max_attempts: given twice \(first on line 6\)",
+        ),
+        (
+            SOURCES.replace("    selector:", "    selector: img\n    selector:"),
+            r"scraper\.yaml:5: sources\[0\]\.selector: given twice \(first on line 4\)",
+        ),
+    ],
+    ids=["section", "key", "source-key"],
+)
+def test_a_key_given_twice_is_refused_with_both_lines(text: str, message: str) -> None:
+    with pytest.raises(ScraperConfigError, match=message):
+        parse_scraper_config(text, origin="scraper.yaml")
+
+
 def test_a_bad_source_entry_is_named_by_index_and_line() -> None:
     text = (
         SOURCES + "  - name: other\n    page_url: 'https://o.example/{artist}'\n    selector: img\n"
