@@ -46,7 +46,7 @@ NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 NonEmptyStr = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
 
 M = TypeVar("M", bound=BaseModel)
-Path = tuple[int | str, ...]
+KeyPath = tuple[int | str, ...]
 
 
 def load_yaml_model(model: type[M], text: str, origin: str) -> M:
@@ -101,9 +101,9 @@ def _root_causes(error: ValidationError) -> list[ErrorDetails]:
     ]
 
 
-def key_lines(node: yaml.Node, path: Path = ()) -> dict[Path, int]:
+def key_lines(node: yaml.Node, path: KeyPath = ()) -> dict[KeyPath, int]:
     """1-based line of every key path in a composed YAML document (items: their own line)."""
-    lines: dict[Path, int] = {path: node.start_mark.line + 1}
+    lines: dict[KeyPath, int] = {path: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             child = (*path, str(key.value))
@@ -115,9 +115,9 @@ def key_lines(node: yaml.Node, path: Path = ()) -> dict[Path, int]:
     return lines
 
 
-def _first_duplicate_key(node: yaml.Node, path: Path = ()) -> tuple[Path, int, int] | None:
+def _first_duplicate_key(node: yaml.Node, path: KeyPath = ()) -> tuple[KeyPath, int, int] | None:
     """A key given twice in one mapping (YAML keeps the last one without a word)."""
-    children: list[tuple[Path, yaml.Node]] = []
+    children: list[tuple[KeyPath, yaml.Node]] = []
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key, value in node.value:
@@ -135,7 +135,7 @@ def _first_duplicate_key(node: yaml.Node, path: Path = ()) -> tuple[Path, int, i
     return None
 
 
-def dotted(path: Path) -> str:
+def dotted(path: KeyPath) -> str:
     """``('sources', 0, 'selector')`` → ``sources[0].selector``."""
     text = ""
     for part in path:
@@ -143,7 +143,7 @@ def dotted(path: Path) -> str:
     return text or "(top level)"
 
 
-def _describe(model: type[BaseModel], detail: ErrorDetails, lines: dict[Path, int]) -> str:
+def _describe(model: type[BaseModel], detail: ErrorDetails, lines: dict[KeyPath, int]) -> str:
     path = tuple(part for part in detail["loc"] if isinstance(part, int | str))
     line = next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
     where = f"{line if line is not None else '?'}: {dotted(path)}"
@@ -184,7 +184,7 @@ def _as_yaml(value: Any) -> str:
     return text.removesuffix("\n").removesuffix("\n...")
 
 
-def _fields_at(model: type[BaseModel], path: Path) -> set[str]:
+def _fields_at(model: type[BaseModel], path: KeyPath) -> set[str]:
     """The keys the model nested at ``path`` accepts (for "did you mean")."""
     current: Any = model
     for part in path:
