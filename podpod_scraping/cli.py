@@ -44,6 +44,23 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     hashes.add_argument("files", nargs="+", type=Path, metavar="FILE", help="an image file")
+    config = commands.add_parser("config", help="scraper config commands")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser(
+        "check",
+        help="validate the config file and check the catalog, object store and sites",
+        description=(
+            "Validate the scraper config with the schema every run uses, then check in "
+            "seconds that the catalog is reachable and migrated, that the object store "
+            "accepts a write-once probe, and that each source's robots.txt is readable. "
+            "One line per check; exit status 1 on any problem."
+        ),
+    )
+    check.add_argument("--file", help="scraper YAML file (default: $PODPOD_SCRAPER_CONFIG)")
+    check.add_argument("--catalog-url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
+    check.add_argument(
+        "--object-store-url", help="gs://<bucket> or a folder (default: $PODPOD_OBJECT_STORE_URL)"
+    )
     args, rest = parser.parse_known_args(argv)
 
     if args.command == "db":
@@ -57,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "runs":
         return _fail_dead_runs(args.silent_for_minutes, dry_run=args.dry_run)
+    if args.command == "config":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return _config_check(args.file, args.catalog_url, args.object_store_url)
     if args.command == "placeholder-hash":
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -91,6 +112,21 @@ def _fail_dead_runs(minutes: float, *, dry_run: bool) -> int:
         print(f"{run.run_id} {run.job_name}: silent for {run.silent_for_s:.0f}s: {verb}")
     print(f"{len(found)} run(s) {verb}")
     return 0
+
+
+def _config_check(file: str | None, catalog_url: str | None, store_url: str | None) -> int:
+    """Print one line per check as it completes; 1 if any found a problem."""
+    from podpod_scraping.storage.preflight import run_checks
+
+    checks = run_checks(
+        file or os.environ.get("PODPOD_SCRAPER_CONFIG"),
+        catalog_url or os.environ.get("PODPOD_CATALOG_URL"),
+        store_url or os.environ.get("PODPOD_OBJECT_STORE_URL"),
+        report=lambda check: print(check.line(), flush=True),
+    )
+    problems = sum(not check.ok for check in checks)
+    print(f"{problems} problem(s)" if problems else "all checks passed")
+    return 1 if problems else 0
 
 
 def _placeholder_hashes(files: list[Path]) -> int:

@@ -1,4 +1,5 @@
-"""``podpod-scraping placeholder-hash``: from a 'no photo' image to a config entry."""
+"""``podpod-scraping`` commands: ``placeholder-hash`` (from a 'no photo' image to a config
+entry) and ``config check`` (every config mistake found in seconds, naming the fix)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from podpod_scraping.cli import main
 from podpod_scraping.core.config import parse_scraper_config
 from podpod_scraping.core.images import ImageRejected, inspect_image, placeholder_hash
 from podpod_scraping.core.outcomes import Outcome
+from podpod_scraping.demo.site import FixtureServer
+from podpod_scraping.storage.catalog.migrate import upgrade
+from podpod_scraping.storage.catalog.repository import create_artists_table, make_engine
 from podpod_scraping_tests.core.images_factory import encode, photo_bytes, silhouette
 
 BIN = Path(sys.executable).parent
@@ -82,3 +86,110 @@ def test_console_script_runs_the_command(placeholder_file: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith('- "')
+
+
+# --------------------------------------------------------------------------- config check
+
+#: The mistakes of issue 8 (item 5), each appended to a valid file, and what must be said.
+CONFIG_MISTAKES = [
+    ("fetch:\n  total_timeout: -1\n", "fetch.total_timeout: must be greater than 0 (got -1)"),
+    ("fetch:\n  read_timeout: -5\n", "fetch.read_timeout: must be greater than 0 (got -5)"),
+    ("fetch:\n  max_page_bytes: -1\n", "fetch.max_page_bytes: must be greater than or equal to 1"),
+    ("fetch:\n  max_redirects: -3\n", "fetch.max_redirects: must be greater than or equal to 0"),
+    (
+        "fetch:\n  per_host_min_interval: -1\n",
+        "fetch.per_host_min_interval: must be greater than or equal to 0",
+    ),
+    ("fetch:\n  max_image_bytes: 0\n", "fetch.max_image_bytes: must be greater than or equal to 1"),
+    ("fetch:\n  connect_timeout: .nan\n", "fetch.connect_timeout: must be a finite number"),
+    ("fetch:\n  total_timeout: .NaN\n", "fetch.total_timeout: must be a finite number"),
+    ("fetch:\n  max_attempts: true\n", "fetch.max_attempts: must be a valid integer (got true)"),
+    ("refresh:\n  concurrency: 2.5\n", "refresh.concurrency: must be a valid integer (got 2.5)"),
+    (
+        "fetch:\n  per_host_concurrency: 2.5\n",
+        "fetch.per_host_concurrency: must be a valid integer",
+    ),
+]
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, fixture_server: FixtureServer) -> list[str]:
+    """``config check`` arguments for a good catalog (SQLite) and store (a folder)."""
+    fixture_server.add_route("/robots.txt", body="User-agent: *\nAllow: /\n")
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    upgrade(catalog)
+    engine = make_engine(catalog)
+    create_artists_table(engine)
+    engine.dispose()
+    return ["--catalog-url", catalog, "--object-store-url", str(tmp_path / "images")]
+
+
+@pytest.fixture
+def good_config(tmp_path: Path, fixture_server: FixtureServer) -> str:
+    return (
+        f"sources:\n  - name: site\n    page_url: '{fixture_server.url('/a/{id}')}'\n"
+        "    selector: img\n"
+        f"fetch:\n  allowed_private_hosts: ['{fixture_server.host_port}']\n"
+    )
+
+
+def _config_check(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    status = main(["config", "check", *args])
+    return status, capsys.readouterr().out
+
+
+def test_config_check_passes_a_good_setup(
+    tmp_path: Path, good_config: str, deployment: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "scraper.yaml"
+    path.write_text(good_config, encoding="utf-8")
+    status, out = _config_check(["--file", str(path), *deployment], capsys)
+    assert status == 0, out
+    assert out.splitlines()[-1] == "all checks passed"
+    assert all(line.startswith("ok ") for line in out.splitlines()[:-1])
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    CONFIG_MISTAKES,
+    ids=[s.splitlines()[-1].strip() for s, _ in CONFIG_MISTAKES],
+)
+def test_config_check_fails_each_config_mistake_naming_key_and_line(
+    tmp_path: Path,
+    good_config: str,
+    deployment: list[str],
+    capsys: pytest.CaptureFixture[str],
+    section: str,
+    message: str,
+) -> None:
+    path = tmp_path / "scraper.yaml"
+    # good_config ends in its fetch section: a fetch key joins it, refresh follows it.
+    path.write_text(good_config + section.removeprefix("fetch:\n"), encoding="utf-8")
+    status, out = _config_check(["--file", str(path), *deployment], capsys)
+    assert status == 1
+    (line,) = [line for line in out.splitlines() if line.startswith("PROBLEM")]
+    assert line.startswith(f"PROBLEM  config: {path}:")
+    assert message in line
+
+
+def test_config_check_fails_a_file_without_sources(
+    tmp_path: Path, deployment: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "scraper.yaml"
+    path.write_text("fetch:\n  max_attempts: 2\n", encoding="utf-8")
+    status, out = _config_check(["--file", str(path), *deployment], capsys)
+    assert status == 1
+    assert "sources: required: add a 'sources:' list" in out
+
+
+def test_config_check_reads_the_file_named_by_the_variable_and_fails_when_missing(
+    tmp_path: Path,
+    deployment: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PODPOD_SCRAPER_CONFIG", str(tmp_path / "nope.yaml"))
+    status, out = _config_check(deployment, capsys)
+    assert status == 1
+    assert f"PROBLEM  config: scraper config file {tmp_path / 'nope.yaml'} does not exist" in out
+    assert out.splitlines()[-1] == "1 problem(s)"

@@ -12,13 +12,15 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Literal
+from typing import Annotated, Literal, Self
 
 import imagehash
 from PIL import ExifTags, Image, ImageCms, ImageOps, ImageStat
+from pydantic import Field, StrictInt, StrictStr, field_validator, model_validator
 
 from podpod_scraping.core.formats import ImageFormat, available_formats, format_named
 from podpod_scraping.core.outcomes import Outcome, ScrapeError, sha256_hex
+from podpod_scraping.core.schema import FiniteFloat, FrozenModel, PositiveInt
 
 # Placeholder detection works on a reduced copy: phash only looks at 32x32 anyway, and the
 # flat-colour test needs a few thousand pixels, not millions.
@@ -47,38 +49,34 @@ _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 _AVIF_BRANDS = {b"avif", b"avis"}
 
 
-@dataclass(frozen=True)
-class ImagePolicy:
-    """What an acceptable image is and how it is published; loaded from the ``images`` config."""
+class ImagePolicy(FrozenModel):
+    """What an acceptable image is and how it is published (the ``images`` config section)."""
 
-    max_pixels: int = 40_000_000
-    min_width: int = 200
-    min_height: int = 200
-    max_aspect_ratio: float = 3.0  # long side / short side
-    max_side: int = 1024
+    max_pixels: PositiveInt = 40_000_000
+    min_width: PositiveInt = 200
+    min_height: PositiveInt = 200
+    max_aspect_ratio: Annotated[FiniteFloat, Field(ge=1.0)] = 3.0  # long side / short side
+    max_side: PositiveInt = 1024
     output_format: Literal["jpeg", "webp"] = "jpeg"
-    quality: int = 85
-    placeholder_hashes: tuple[str, ...] = ()
-    placeholder_max_distance: int = 6
+    quality: Annotated[StrictInt, Field(ge=1, le=100)] = 85
+    placeholder_hashes: tuple[StrictStr, ...] = ()
+    placeholder_max_distance: Annotated[StrictInt, Field(ge=0, le=64)] = 6
 
-    def __post_init__(self) -> None:
-        # ValueError is what the config loader turns into a readable config error.
-        if self.max_pixels < 1:
-            raise ValueError("max_pixels must be positive")
-        if self.min_width < 1 or self.min_height < 1:
-            raise ValueError("min_width and min_height must be positive")
-        if not self.max_aspect_ratio >= 1.0:
-            raise ValueError("max_aspect_ratio must be at least 1.0")
+    @field_validator("placeholder_hashes")
+    @classmethod
+    def _hashes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            _parse_hash(value)  # ValueError names the hash and the expected form
+        return values
+
+    @model_validator(mode="after")
+    def _side_fits_minimum(self) -> Self:
         if self.max_side < max(self.min_width, self.min_height):
-            raise ValueError("max_side must be at least min_width and min_height")
-        if self.output_format not in ("jpeg", "webp"):
-            raise ValueError(f"output_format must be 'jpeg' or 'webp', not {self.output_format!r}")
-        if not 1 <= self.quality <= 100:
-            raise ValueError("quality must be between 1 and 100")
-        if not 0 <= self.placeholder_max_distance <= 64:
-            raise ValueError("placeholder_max_distance must be between 0 and 64")
-        for value in self.placeholder_hashes:
-            _parse_hash(value)
+            raise ValueError(
+                f"max_side ({self.max_side}) must be at least min_width and min_height "
+                f"({self.min_width}, {self.min_height}): no image could pass otherwise"
+            )
+        return self
 
 
 class ImageRejected(ScrapeError):

@@ -16,14 +16,20 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, quote_plus, urldefrag, urljoin, urlsplit
 
 import soupsieve
-import yaml
 from bs4 import BeautifulSoup, Tag
+from pydantic import AfterValidator, Field, field_validator
 
 from podpod_scraping.core.outcomes import Artist, Outcome, ScrapeError
+from podpod_scraping.core.schema import (
+    FrozenModel,
+    NonEmptyStr,
+    ScraperConfigError,
+    load_yaml_model,
+)
 
 #: Placeholders a ``page_url`` template may use.
 PLACEHOLDERS = frozenset({"id", "name", "slug", "name_plus"})
@@ -32,10 +38,6 @@ KNOWN_FALLBACKS = ("og:image", "twitter:image", "json-ld")
 #: Attributes read from a matched element when no ``attribute`` is configured, in order.
 DEFAULT_ATTRIBUTES = ("srcset", "data-srcset", "data-src", "data-lazy-src", "data-original", "src")
 
-_FIELDS = frozenset(
-    {"name", "page_url", "selector", "attribute", "fallbacks", "license", "attribution"}
-)
-_REQUIRED = ("name", "page_url", "selector")
 _OG_PROPERTIES = frozenset({"og:image", "og:image:url", "og:image:secure_url"})
 _TWITTER_PROPERTIES = frozenset({"twitter:image", "twitter:image:src"})
 # JSON-LD nodes describing the artist come before the page's other nodes (publisher logo...).
@@ -43,21 +45,49 @@ _ARTIST_TYPES = frozenset({"musicgroup", "person", "performinggroup", "musicarti
 _NEVER_USEFUL_SCHEMES = ("data:", "javascript:", "about:", "blob:")
 
 
-class SourceConfigError(ValueError):
-    """The source configuration is invalid; the message names the file, entry and field."""
+#: Kept as a name for callers of :func:`parse_sources`: it *is* the config error type.
+SourceConfigError = ScraperConfigError
+Fallback = Literal["og:image", "twitter:image", "json-ld"]
 
 
-@dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(FrozenModel):
     """One configured site: where an artist's page is and how to find the image on it."""
 
-    name: str
-    page_url: str
-    selector: str
-    attribute: str | None = None
-    fallbacks: tuple[str, ...] = KNOWN_FALLBACKS
-    license: str | None = None
-    attribution: str | None = None
+    name: NonEmptyStr
+    page_url: NonEmptyStr
+    selector: NonEmptyStr
+    attribute: NonEmptyStr | None = None
+    fallbacks: tuple[Fallback, ...] = KNOWN_FALLBACKS
+    license: NonEmptyStr | None = None
+    attribution: NonEmptyStr | None = None
+
+    @field_validator("page_url")
+    @classmethod
+    def _template(cls, template: str) -> str:
+        _check_template(template)
+        return template
+
+    @field_validator("selector")
+    @classmethod
+    def _css(cls, selector: str) -> str:
+        try:
+            soupsieve.compile(selector)
+        except (soupsieve.SelectorSyntaxError, ValueError, TypeError) as error:
+            first_line = str(error).splitlines()[0]
+            raise ValueError(
+                f"{selector!r} is not a valid CSS selector ({first_line}); e.g. 'img.artist-image'"
+            ) from None
+        return selector
+
+    @field_validator("fallbacks", mode="before")
+    @classmethod
+    def _no_fallbacks(cls, value: Any) -> Any:
+        return () if value is None else value  # `fallbacks:` left empty means none
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
 
     def page_url_for(self, artist: Artist) -> str:
         """The artist's page URL on this site.
@@ -100,8 +130,30 @@ def _placeholders(template: str) -> list[str]:
 # --------------------------------------------------------------------------- config
 
 
+def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+    seen: dict[str, int] = {}
+    for index, source in enumerate(sources):
+        if source.name in seen:
+            raise ValueError(
+                f"duplicate name {source.name!r} in sources[{index}] "
+                f"(already used by sources[{seen[source.name]}]); rename one"
+            )
+        seen[source.name] = index
+    return sources
+
+
+#: The ``sources`` section: at least one site, names unique, in priority order.
+SourceList = Annotated[tuple[SourceConfig, ...], Field(min_length=1), AfterValidator(_unique_names)]
+
+
+class _SourcesOnly(FrozenModel, extra="ignore"):
+    """The ``sources`` list of a config file; the other sections are not looked at."""
+
+    sources: SourceList
+
+
 def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
-    """Read and validate the sources file at ``path``."""
+    """Read and validate the sources of the config file at ``path``."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -113,105 +165,30 @@ def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
 def parse_sources(text: str, origin: str = "<string>") -> list[SourceConfig]:
     """Parse YAML text with a top-level ``sources`` list; other top-level keys are ignored
     (they belong to the rest of the scraper configuration)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SourceConfigError(f"{origin}: not valid YAML: {error}") from error
-    if not isinstance(data, dict) or "sources" not in data:
-        raise SourceConfigError(f"{origin}: expected a mapping with a 'sources' list")
-    entries = data["sources"]
-    if not isinstance(entries, list) or not entries:
-        raise SourceConfigError(f"{origin}: 'sources' must be a non-empty list")
-    sources: list[SourceConfig] = []
-    seen: dict[str, int] = {}
-    for index, entry in enumerate(entries):
-        source = _parse_entry(entry, f"{origin}: sources[{index}]")
-        if source.name in seen:
-            raise SourceConfigError(
-                f"{origin}: sources[{index}]: duplicate name {source.name!r} "
-                f"(already used by sources[{seen[source.name]}])"
-            )
-        seen[source.name] = index
-        sources.append(source)
-    return sources
+    return list(load_yaml_model(_SourcesOnly, text, origin).sources)
 
 
-def _parse_entry(entry: Any, where: str) -> SourceConfig:
-    if not isinstance(entry, dict):
-        raise SourceConfigError(f"{where}: expected a mapping, got {type(entry).__name__}")
-    raw_name = entry.get("name")
-    label = (
-        f"{where} ({raw_name.strip()!r})"
-        if isinstance(raw_name, str) and raw_name.strip()
-        else where
-    )
-    unknown = sorted(set(entry) - _FIELDS)
-    if unknown:
-        raise SourceConfigError(f"{label}: unknown field(s) {unknown}; known: {sorted(_FIELDS)}")
-    for key in _REQUIRED:
-        value = entry.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise SourceConfigError(f"{label}: '{key}' is required and must be a non-empty string")
-    for key in ("attribute", "license", "attribution"):
-        value = entry.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise SourceConfigError(f"{label}: '{key}' must be a non-empty string or null")
-    name = entry["name"].strip()
-    page_url = entry["page_url"].strip()
-    selector = entry["selector"].strip()
-    _check_template(page_url, label)
-    try:
-        soupsieve.compile(selector)
-    except (soupsieve.SelectorSyntaxError, ValueError, TypeError) as error:
-        raise SourceConfigError(
-            f"{label}: 'selector' {selector!r} is not a valid CSS selector: {error}"
-        ) from error
-    fallbacks = entry.get("fallbacks", list(KNOWN_FALLBACKS))
-    if fallbacks is None:
-        fallbacks = []
-    if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
-        raise SourceConfigError(f"{label}: 'fallbacks' must be a list of strings")
-    bad = [f for f in fallbacks if f not in KNOWN_FALLBACKS]
-    if bad:
-        raise SourceConfigError(
-            f"{label}: unknown fallback(s) {bad}; known: {list(KNOWN_FALLBACKS)}"
-        )
-    return SourceConfig(
-        name=name,
-        page_url=page_url,
-        selector=selector,
-        attribute=entry.get("attribute"),
-        fallbacks=tuple(dict.fromkeys(fallbacks)),
-        license=entry.get("license"),
-        attribution=entry.get("attribution"),
-    )
-
-
-def _check_template(template: str, label: str) -> None:
+def _check_template(template: str) -> None:
     try:
         parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template)]
     except ValueError as error:
-        raise SourceConfigError(f"{label}: 'page_url' {template!r} is malformed: {error}") from None
+        raise ValueError(f"{template!r} is malformed: {error}") from None
     fields = [f for f, _, _ in parsed if f is not None]
     if any(spec or conv for f, spec, conv in parsed if f is not None):
-        raise SourceConfigError(
-            f"{label}: 'page_url' {template!r}: placeholders take no format spec or conversion"
-        )
+        raise ValueError(f"{template!r}: placeholders take no format spec or conversion")
     unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
     if unknown:
-        raise SourceConfigError(
-            f"{label}: 'page_url' uses unknown placeholder(s) {unknown}; "
-            f"known: {sorted(PLACEHOLDERS)}"
+        raise ValueError(
+            f"{template!r} uses unknown placeholder(s) {unknown}; known: {sorted(PLACEHOLDERS)}"
         )
     if not fields:
         # The same page for every artist would give every artist the same image.
-        raise SourceConfigError(
-            f"{label}: 'page_url' {template!r} has no placeholder; use one of "
-            f"{sorted(PLACEHOLDERS)}"
-        )
+        raise ValueError(f"{template!r} has no placeholder; use one of {sorted(PLACEHOLDERS)}")
     parts = urlsplit(template.format_map(dict.fromkeys(fields, "x")))
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SourceConfigError(f"{label}: 'page_url' {template!r} must be an absolute http(s) URL")
+        raise ValueError(
+            f"{template!r} must be an absolute http(s) URL, e.g. 'https://site.example/a/{{slug}}'"
+        )
 
 
 # --------------------------------------------------------------------------- extraction

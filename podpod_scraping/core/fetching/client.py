@@ -25,12 +25,14 @@ from types import TracebackType
 from typing import Any, NoReturn, Self
 
 import httpx
+from pydantic import StrictBool, field_validator, model_validator
 
 from podpod_scraping.core.fetching.addresses import (
     AddressGuard,
     Resolver,
     default_resolver,
     host_port_key,
+    parse_host_port,
     redact_url,
 )
 from podpod_scraping.core.fetching.errors import FetchError
@@ -38,6 +40,14 @@ from podpod_scraping.core.fetching.robots import ROBOTS_MAX_BYTES, RobotsCache
 from podpod_scraping.core.fetching.throttle import Deadline, HostThrottle
 from podpod_scraping.core.fetching.transport import GuardedTransport
 from podpod_scraping.core.outcomes import Outcome
+from podpod_scraping.core.schema import (
+    FrozenModel,
+    NonEmptyStr,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,30 +57,54 @@ _PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _IMAGE_ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8"
 
 
-@dataclass(frozen=True)
-class FetchPolicy:
-    """Limits and manners of the Fetcher. Defaults are conservative for real sites.
+class FetchPolicy(FrozenModel):
+    """Limits and manners of the Fetcher (the ``fetch`` config section). Defaults are
+    conservative for real sites; ranges refuse values that would break fetching silently
+    (a negative total timeout once put every artist into backoff as ``rate_limited``).
 
     ``allowed_private_hosts`` lists exact ``host:port`` pairs (e.g. the bundled demo
     site ``127.0.0.1:8765``) that may be fetched although they are private/loopback.
     """
 
-    user_agent: str = "podpod-scraping/0.1 (+https://github.com/podpod/podpod_scraping)"
-    allowed_private_hosts: frozenset[str] = frozenset()
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    total_timeout: float = 30.0
-    max_page_bytes: int = 2_000_000
-    max_image_bytes: int = 15_000_000
-    max_redirects: int = 5
-    max_attempts: int = 3
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0
-    per_host_concurrency: int = 2
-    per_host_min_interval: float = 1.0
-    obey_robots: bool = True
-    robots_ttl: float = 3600.0
+    user_agent: NonEmptyStr = "podpod-scraping/0.1 (+https://github.com/podpod/podpod_scraping)"
+    allowed_private_hosts: frozenset[NonEmptyStr] = frozenset()
+    connect_timeout: PositiveFloat = 5.0
+    read_timeout: PositiveFloat = 10.0
+    total_timeout: PositiveFloat = 30.0
+    max_page_bytes: PositiveInt = 2_000_000
+    max_image_bytes: PositiveInt = 15_000_000
+    max_redirects: NonNegativeInt = 5
+    max_attempts: PositiveInt = 3
+    backoff_base: NonNegativeFloat = 0.5
+    backoff_max: NonNegativeFloat = 30.0
+    max_retry_after: NonNegativeFloat = 120.0
+    per_host_concurrency: PositiveInt = 2
+    per_host_min_interval: NonNegativeFloat = 1.0
+    obey_robots: StrictBool = True
+    robots_ttl: NonNegativeFloat = 3600.0
+
+    @field_validator("allowed_private_hosts")
+    @classmethod
+    def _host_port_pairs(cls, entries: frozenset[str]) -> frozenset[str]:
+        for entry in entries:
+            parse_host_port(entry)  # ValueError names the entry
+        return entries
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        # The total deadline bounds every wait: a longer per-step timeout could never apply.
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(self, name) > self.total_timeout:
+                raise ValueError(
+                    f"total_timeout ({self.total_timeout}) must be at least {name} "
+                    f"({getattr(self, name)}): raise total_timeout or lower {name}"
+                )
+        if self.backoff_max < self.backoff_base:
+            raise ValueError(
+                f"backoff_max ({self.backoff_max}) must be at least backoff_base "
+                f"({self.backoff_base})"
+            )
+        return self
 
     @property
     def user_agent_token(self) -> str:
@@ -288,6 +322,16 @@ class Fetcher:
             )
         self._expect_success(raw, "image URL")
         return self._response(raw)
+
+    def fetch_robots(self, url: str) -> tuple[str, int, bytes]:
+        """GET the robots.txt of ``url``'s origin exactly as a scrape would (SSRF guard,
+        allow-list, limits, retries), for ``config check``: ``(robots URL, status, body)``.
+
+        Raises FetchError when it cannot be read (unsafe host, timeout, network error).
+        """
+        robots_url = f"{self._target(url).robots_url}/robots.txt"
+        status, body = self._fetch_robots(robots_url, Deadline(self._policy.total_timeout))
+        return robots_url, status, body
 
     def close(self) -> None:
         with self._clients_lock:

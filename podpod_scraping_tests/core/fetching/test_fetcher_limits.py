@@ -19,7 +19,7 @@ def _failure(fetcher: Fetcher, url: str, *, image: bool = False) -> FetchError:
 def test_trickling_server_is_cut_off_by_the_total_deadline(
     site: HostileSite, fake_sleep: RecordingSleep
 ) -> None:
-    policy = policy_for(site, total_timeout=2.0, read_timeout=5.0)
+    policy = policy_for(site, total_timeout=2.0, read_timeout=1.0)  # 0.5 s gaps: no read timeout
     with Fetcher(policy, sleep=fake_sleep) as fetcher:
         error = _failure(fetcher, site.url("/trickle"))
     assert error.outcome is Outcome.TIMEOUT

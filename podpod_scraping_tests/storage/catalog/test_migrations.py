@@ -50,7 +50,7 @@ def test_upgrade_twice_is_idempotent(empty_url: str) -> None:
     migrate.upgrade(empty_url)
 
     assert _tables(empty_url) == OWN_TABLES
-    assert _revisions(empty_url) == ["0002"]
+    assert _revisions(empty_url) == ["0003"]
 
 
 def test_migrations_never_create_the_main_apis_artists_table(empty_url: str) -> None:
@@ -74,7 +74,7 @@ def test_migrations_leave_the_main_apis_alembic_history_alone(empty_url: str) ->
         main_api = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
     engine.dispose()
     assert main_api == [("main_api_42",)]
-    assert _revisions(empty_url) == ["0002"]
+    assert _revisions(empty_url) == ["0003"]
 
 
 def test_migrated_schema_has_the_one_current_image_index(empty_url: str) -> None:
@@ -99,7 +99,7 @@ def test_cli_upgrade_reads_the_url_from_the_environment(
 
     assert migrate.main(["upgrade"]) == 0
 
-    assert _revisions(url) == ["0002"]
+    assert _revisions(url) == ["0003"]
 
 
 def test_cli_upgrade_without_any_url_fails_clearly(

@@ -341,6 +341,7 @@ def test_coverage_counts_each_category(artists: CatalogRepository) -> None:
     assert list(frame.columns) == ["category", "artists"]
     assert dict(zip(frame["category"], frame["artists"], strict=True)) == {
         "current image": 2,  # 2, 7
+        "object missing": 0,
         "stale": 2,  # 3, 6
         "never attempted": 2,  # 1, 9
         "never found": 0,
@@ -354,8 +355,14 @@ def test_coverage_counts_each_category(artists: CatalogRepository) -> None:
 def test_coverage_of_an_empty_catalog_has_the_fixed_categories(repo: CatalogRepository) -> None:
     frame = repo.coverage(now=NOW, max_age=MAX_AGE)
 
-    assert list(frame["category"]) == ["current image", "stale", "never attempted", "never found"]
-    assert list(frame["artists"]) == [0, 0, 0, 0]
+    assert list(frame["category"]) == [
+        "current image",
+        "object missing",
+        "stale",
+        "never attempted",
+        "never found",
+    ]
+    assert list(frame["artists"]) == [0, 0, 0, 0, 0]
 
 
 def test_an_older_attempt_never_moves_scraped_at_back(artists: CatalogRepository) -> None:
