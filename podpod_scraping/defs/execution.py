@@ -15,7 +15,9 @@ from typing import Any
 import dagster as dg
 
 from podpod_scraping.core.refresh import BatchTally, RefreshOptions, refresh_artists
+from podpod_scraping.core.telemetry import RunTelemetry
 from podpod_scraping.defs.events import batch_verdict, report_events
+from podpod_scraping.defs.metrics import MetricsResource, entry_point, finish_run
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 
 #: Seconds between progress lines in the run's log.
@@ -30,18 +32,20 @@ def refresh_step(
     objects: ObjectStoreResource,
     scraper: ScraperResource,
     reason: str,
+    metrics: MetricsResource | None = None,
 ) -> Iterator[Any]:
     """Refresh ``artist_ids``, yielding Dagster events per artist; raise at the end if any
     artist failed (no retry) or storage failed (retried; done artists are not redone)."""
     config = scraper.load_config()
     store = catalog.image_store(objects)
     tally = BatchTally()
+    telemetry = RunTelemetry(entry_point(context), context.run.run_id)
     total = len(dict.fromkeys(artist_ids))
     started = last_progress = time.monotonic()
     context.log.info(
         f"{reason}: refreshing {total} artist(s), {config.refresh.concurrency} at a time"
     )
-    with scraper.scraper(config) as artist_scraper:
+    with scraper.scraper(config, observer=telemetry) as artist_scraper:
         reports = refresh_artists(
             artist_ids,
             store=store,
@@ -52,6 +56,7 @@ def refresh_step(
         )
         for report in reports:
             tally.add(report)
+            telemetry.add_report(report)
             yield from report_events(report)
             now = time.monotonic()
             if now - last_progress >= PROGRESS_EVERY_S:
@@ -62,6 +67,7 @@ def refresh_step(
                 )
     elapsed = time.monotonic() - started
     context.log.info(f"{reason}: {tally.summary()} in {elapsed:.1f}s")
+    finish_run(context, telemetry.snapshot(), metrics)
     verdict = batch_verdict(tally)
     if verdict is not None:
         raise verdict
