@@ -243,8 +243,8 @@ def coverage_share(counts: Mapping[str, int]) -> float:
 
 
 def coverage_metadata(counts: Mapping[str, int]) -> dict[str, Any]:
-    """Numbers Dagster plots across reports (the asset's Plots tab): a float share and an
-    int per category."""
+    """Numbers Dagster plots across reports (the asset's Overview → Metadata → Plots): a
+    float share and an int per category."""
     metadata: dict[str, Any] = {"current_share": dg.MetadataValue.float(coverage_share(counts))}
     for name, count in counts.items():
         metadata[f"artists_{name}"] = dg.MetadataValue.int(count)

@@ -17,8 +17,9 @@ import dagster as dg
 import pytest
 from sqlalchemy import text
 
+from podpod_scraping.definitions import defs
 from podpod_scraping.defs.assets import artist_image_coverage
-from podpod_scraping.defs.metrics import MetricsResource, coverage_registry
+from podpod_scraping.defs.metrics import PUSHGATEWAY_URL_ENV, MetricsResource, coverage_registry
 from podpod_scraping.storage.catalog.repository import make_engine
 from podpod_scraping_tests.defs.conftest import Pipeline, RunOutcome, make_jpeg
 from podpod_scraping_tests.fixtures.pushgateway import Pushgateway, labels
@@ -246,7 +247,7 @@ def test_coverage_report_pushes_its_gauges(pipeline: Pipeline, pushgateway: Push
     assert pushgateway.samples("podpod_coverage_current_ratio") == {report: 0.5}
 
 
-def test_coverage_metadata_is_numeric_so_the_plots_tab_draws_it(pipeline: Pipeline) -> None:
+def test_coverage_metadata_is_numeric_so_dagster_plots_it(pipeline: Pipeline) -> None:
     _known_site(pipeline)
     pipeline.run(KEYS)
     result = dg.materialize(
@@ -269,3 +270,25 @@ def test_coverage_metadata_is_numeric_so_the_plots_tab_draws_it(pipeline: Pipeli
         "artists_never_found": 0,
         "artists_failed": 2,
     }
+
+
+def _metrics_resource() -> MetricsResource:
+    resource = (defs().resources or {})["metrics"]
+    assert isinstance(resource, MetricsResource)
+    return resource
+
+
+def test_the_code_location_pushes_nothing_when_the_variable_is_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(PUSHGATEWAY_URL_ENV, raising=False)
+    assert _metrics_resource().pushgateway_url is None
+
+
+def test_the_code_location_resolves_the_pushgateway_from_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PUSHGATEWAY_URL_ENV, "http://127.0.0.1:9091")
+    url = _metrics_resource().pushgateway_url
+    assert isinstance(url, dg.EnvVar)  # resolved when a run starts, not baked in
+    assert url.get_value() == "http://127.0.0.1:9091"
