@@ -57,6 +57,8 @@ COVERAGE_CATEGORIES = {
     CATEGORY_NEVER_FOUND: "never_found",
 }
 JOB = "podpod_scraping"
+#: JSON lines (failed artists) written to one Dagster log event.
+LINES_PER_LOG_EVENT = 50
 ENTRY_ASSETS = "assets"  # runs of the partitioned assets: UI backfills, the CLI, the sensor
 ENTRY_BATCH = "batch"  # runs of the batch refresh job: the schedule, "retry the failed ones"
 
@@ -204,12 +206,17 @@ def coverage_registry(categories: Mapping[str, int], current_share: float) -> Co
 
 
 def write_json_lines(log: Any, lines: list[dict[str, Any]]) -> None:
-    """Each line on the Dagster log (the UI) and on stdout (Cloud Logging's JSON lines)."""
-    for line in lines:
-        text = json.dumps({"severity": "INFO", **line}, sort_keys=False)
-        log.info(text)
-        sys.stdout.write(text + "\n")
+    """Each line on stdout (Cloud Logging parses one JSON object per line) and on the
+    Dagster log (the UI): the first line alone, the others up to
+    :data:`LINES_PER_LOG_EVENT` to an event (every Dagster event is a database write, and a
+    run may fail hundreds of artists)."""
+    texts = [json.dumps({"severity": "INFO", **line}) for line in lines]
+    sys.stdout.write("".join(text + "\n" for text in texts))
     sys.stdout.flush()
+    if texts:
+        log.info(texts[0])
+    for start in range(1, len(texts), LINES_PER_LOG_EVENT):
+        log.info("\n".join(texts[start : start + LINES_PER_LOG_EVENT]))
 
 
 def finish_run(

@@ -19,7 +19,12 @@ from sqlalchemy import text
 
 from podpod_scraping.definitions import defs
 from podpod_scraping.defs.assets import artist_image_coverage
-from podpod_scraping.defs.metrics import PUSHGATEWAY_URL_ENV, MetricsResource, coverage_registry
+from podpod_scraping.defs.metrics import (
+    PUSHGATEWAY_URL_ENV,
+    MetricsResource,
+    coverage_registry,
+    write_json_lines,
+)
 from podpod_scraping.storage.catalog.repository import make_engine
 from podpod_scraping_tests.defs.conftest import Pipeline, RunOutcome, make_jpeg
 from podpod_scraping_tests.fixtures.pushgateway import Pushgateway, labels
@@ -292,3 +297,20 @@ def test_the_code_location_resolves_the_pushgateway_from_the_variable(
     url = _metrics_resource().pushgateway_url
     assert isinstance(url, dg.EnvVar)  # resolved when a run starts, not baked in
     assert url.get_value() == "http://127.0.0.1:9091"
+
+
+def test_failure_lines_share_dagster_log_events_but_each_has_its_stdout_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    events: list[str] = []
+
+    class Log:
+        def info(self, message: str) -> None:
+            events.append(message)
+
+    failures = [{"event": "podpod_artist_failed", "artist_id": str(i)} for i in range(120)]
+    write_json_lines(Log(), [{"event": "podpod_run_summary"}, *failures])
+    printed = _json_lines(capsys.readouterr().out)
+    assert len(printed) == 121
+    assert len(events) == 1 + 3  # the summary alone, then 120 lines in events of 50
+    assert _json_lines("\n".join(events)) == printed
