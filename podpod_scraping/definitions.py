@@ -11,6 +11,7 @@ from podpod_scraping.defs.assets import artist_image_coverage, artist_images
 from podpod_scraping.defs.batching import artist_refresh_job, artist_retry_failed_job
 from podpod_scraping.defs.checks import current_images_have_objects
 from podpod_scraping.defs.jobs import artist_images_job
+from podpod_scraping.defs.metrics import PUSHGATEWAY_URL_ENV, MetricsResource
 from podpod_scraping.defs.recovery import build_dead_run_sensor, dead_after
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 from podpod_scraping.defs.schedules import (
@@ -28,6 +29,9 @@ def defs() -> dg.Definitions:
     catalog = CatalogResource(url=dg.EnvVar("PODPOD_CATALOG_URL"))
     objects = ObjectStoreResource(url=dg.EnvVar("PODPOD_OBJECT_STORE_URL"))
     scraper = ScraperResource(config_path=dg.EnvVar("PODPOD_SCRAPER_CONFIG"))
+    # Metrics are optional: an unset variable means no push (an EnvVar must be set to resolve).
+    pushgateway = dg.EnvVar(PUSHGATEWAY_URL_ENV)
+    metrics = MetricsResource(pushgateway_url=pushgateway if pushgateway.get_value() else None)
     refresh_schedule = build_refresh_schedule(
         cron=dg.EnvVar("PODPOD_REFRESH_CRON").get_value(DEFAULT_REFRESH_CRON)
         or DEFAULT_REFRESH_CRON,
@@ -46,5 +50,10 @@ def defs() -> dg.Definitions:
         # One step per run, over many artists in threads: a step process of its own would
         # only add seconds of imports per run.
         executor=dg.in_process_executor,
-        resources={"catalog": catalog, "objects": objects, "scraper": scraper},
+        resources={
+            "catalog": catalog,
+            "objects": objects,
+            "scraper": scraper,
+            "metrics": metrics,
+        },
     )

@@ -15,6 +15,12 @@ import dagster as dg
 
 from podpod_scraping.defs.events import IMAGE_KEY, SOURCE_IMAGE_KEY
 from podpod_scraping.defs.execution import refresh_step
+from podpod_scraping.defs.metrics import (
+    MetricsResource,
+    coverage_counts,
+    coverage_metadata,
+    push_coverage,
+)
 from podpod_scraping.defs.partitions import artist_partitions
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 
@@ -76,6 +82,7 @@ def artist_images(
     catalog: CatalogResource,
     objects: ObjectStoreResource,
     scraper: ScraperResource,
+    metrics: MetricsResource,
 ) -> Any:
     """Refresh the artists of the run's partitions (one, a range, or a backfill's range)."""
     yield from refresh_step(
@@ -85,6 +92,7 @@ def artist_images(
         objects=objects,
         scraper=scraper,
         reason="partitions",
+        metrics=metrics,
     )
 
 
@@ -93,10 +101,16 @@ def artist_images(
     kinds={"pandas", "postgres"},
     group_name=GROUP,
 )
-def artist_image_coverage(catalog: CatalogResource, scraper: ScraperResource) -> dg.Output[Any]:
+def artist_image_coverage(
+    context: dg.AssetExecutionContext,
+    catalog: CatalogResource,
+    scraper: ScraperResource,
+    metrics: MetricsResource,
+) -> dg.Output[Any]:
     """How many artists have a current image, a stale one, none yet, or failed (by reason).
 
-    The value is a pandas DataFrame (category, artists); the UI shows it as a markdown table.
+    The value is a pandas DataFrame (category, artists); the UI shows it as a markdown table,
+    and its numbers as plots across reports. The counts are pushed as gauges too.
     """
     repository = catalog.repository()
     frame = repository.coverage(
@@ -108,9 +122,12 @@ def artist_image_coverage(catalog: CatalogResource, scraper: ScraperResource) ->
         ["| last attempt | artists |", "| --- | --- |"]
         + [f"| {outcome} | {count} |" for outcome, count in outcomes.items()]
     )
+    counts = coverage_counts(dict(zip(frame["category"], frame["artists"], strict=True)))
+    push_coverage(metrics, counts, context.log)
     return dg.Output(
         frame,
-        metadata={
+        metadata=coverage_metadata(counts)
+        | {
             "coverage": dg.MetadataValue.md(frame.to_markdown(index=False) or ""),
             "last_attempt_outcomes": dg.MetadataValue.md(outcome_table),
             "artists": int(frame["artists"].sum()) if not frame.empty else 0,

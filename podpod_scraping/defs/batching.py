@@ -27,6 +27,7 @@ import dagster as dg
 from podpod_scraping.defs.assets import SCRAPE_POOL, TRANSIENT_RETRY
 from podpod_scraping.defs.execution import refresh_step
 from podpod_scraping.defs.jobs import artist_images_job
+from podpod_scraping.defs.metrics import MetricsResource
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 
 REFRESH_OP = "refresh_artists"
@@ -52,6 +53,7 @@ def refresh_artists_op(
     catalog: CatalogResource,
     objects: ObjectStoreResource,
     scraper: ScraperResource,
+    metrics: MetricsResource,
 ) -> Any:
     """Refresh the configured artists (or every artist whose last attempt failed)."""
     if config.select == "failed":
@@ -65,6 +67,7 @@ def refresh_artists_op(
         objects=objects,
         scraper=scraper,
         reason=config.reason,
+        metrics=metrics,
     )
 
 

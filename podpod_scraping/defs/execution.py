@@ -28,7 +28,9 @@ from podpod_scraping.core.refresh import (
     StoreError,
     refresh_artists,
 )
+from podpod_scraping.core.telemetry import RunTelemetry
 from podpod_scraping.defs.events import StorageError, batch_verdict, report_events
+from podpod_scraping.defs.metrics import MetricsResource, entry_point, finish_run
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 from podpod_scraping.storage.images import store_errors
 
@@ -68,6 +70,7 @@ def refresh_step(
     objects: ObjectStoreResource,
     scraper: ScraperResource,
     reason: str,
+    metrics: MetricsResource | None = None,
 ) -> Iterator[Any]:
     """Refresh ``artist_ids``, yielding Dagster events per artist; raise at the end if any
     artist failed (no retry) or storage failed (retried; done artists are not redone)."""
@@ -76,6 +79,7 @@ def refresh_step(
         with store_errors("opening the object store"):
             store = catalog.image_store(objects)
     tally = BatchTally()
+    telemetry = RunTelemetry(entry_point(context), context.run.run_id)
     total = len(dict.fromkeys(artist_ids))
     started = last_progress = time.monotonic()
     context.log.info(
@@ -89,29 +93,36 @@ def refresh_step(
             f"{tally.summary()}"
         )
 
-    with failing_fast(f"{reason}: refresh stopped"), scraper.scraper(config) as artist_scraper:
-        reports = refresh_artists(
-            artist_ids,
-            store=store,
-            scraper=artist_scraper,
-            images=config.images,
-            batch_id=context.run.run_id,
-            options=RefreshOptions(
-                concurrency=config.refresh.concurrency,
-                max_storage_failures=config.refresh.max_storage_failures,
-            ),
-            on_idle=progress,
-            idle_every=PROGRESS_EVERY_S,
-        )
-        for report in reports:
-            tally.add(report)
-            yield from report_events(report)
-            now = time.monotonic()
-            if now - last_progress >= PROGRESS_EVERY_S:
-                last_progress = now
-                progress()
-    elapsed = time.monotonic() - started
-    context.log.info(f"{reason}: {tally.summary()} in {elapsed:.1f}s")
+    try:
+        with (
+            failing_fast(f"{reason}: refresh stopped"),
+            scraper.scraper(config, observer=telemetry) as artist_scraper,
+        ):
+            reports = refresh_artists(
+                artist_ids,
+                store=store,
+                scraper=artist_scraper,
+                images=config.images,
+                batch_id=context.run.run_id,
+                options=RefreshOptions(
+                    concurrency=config.refresh.concurrency,
+                    max_storage_failures=config.refresh.max_storage_failures,
+                ),
+                on_idle=progress,
+                idle_every=PROGRESS_EVERY_S,
+            )
+            for report in reports:
+                tally.add(report)
+                telemetry.add_report(report)
+                yield from report_events(report)
+                now = time.monotonic()
+                if now - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = now
+                    progress()
+    finally:  # a batch stopped early (storage down) still logs and pushes its numbers
+        elapsed = time.monotonic() - started
+        context.log.info(f"{reason}: {tally.summary()} in {elapsed:.1f}s")
+        finish_run(context, telemetry.snapshot(), metrics)
     verdict = batch_verdict(tally)
     if verdict is not None:
         raise verdict

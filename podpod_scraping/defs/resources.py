@@ -16,7 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from podpod_scraping.core.config import ScraperConfig, load_scraper_config
-from podpod_scraping.core.fetching import Fetcher
+from podpod_scraping.core.fetching import Fetcher, RequestObserver
 from podpod_scraping.core.scraper import ArtistImageScraper
 from podpod_scraping.storage.catalog.repository import CatalogRepository, make_engine
 from podpod_scraping.storage.images import CatalogImageStore
@@ -128,7 +128,10 @@ class ScraperResource(dg.ConfigurableResource):
         return load_scraper_config(self.config_path)
 
     @contextmanager
-    def scraper(self, config: ScraperConfig) -> Iterator[ArtistImageScraper]:
-        """A scraper with a fresh fetcher (robots and rate-limit state) for one run."""
-        with Fetcher(config.fetch) as fetcher:
+    def scraper(
+        self, config: ScraperConfig, observer: RequestObserver | None = None
+    ) -> Iterator[ArtistImageScraper]:
+        """A scraper with a fresh fetcher (robots and rate-limit state) for one run;
+        ``observer`` is told about every HTTP attempt (the run's metrics)."""
+        with Fetcher(config.fetch, observer=observer) as fetcher:
             yield ArtistImageScraper(config.sources, fetcher, config.images)

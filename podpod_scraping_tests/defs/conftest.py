@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from podpod_scraping.defs.assets import artist_images
 from podpod_scraping.defs.batching import REFRESH_OP, RefreshBatchConfig, artist_refresh_job
+from podpod_scraping.defs.metrics import MetricsResource
 from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
 from podpod_scraping.defs.resources import CatalogResource, ObjectStoreResource, ScraperResource
 from podpod_scraping.demo.site import FixtureServer, Route
@@ -338,6 +339,7 @@ def open_pipeline(
         "catalog": catalog,
         "objects": objects,
         "scraper": ScraperResource(config_path=str(config_path)),
+        "metrics": MetricsResource(),  # no push; tests that want one set a Pushgateway
     }
     opened = (
         dg.DagsterInstance.from_config(str(dagster_home))

@@ -18,6 +18,7 @@ from podpod_scraping.core.fetching.client import (
     parse_retry_after,
 )
 from podpod_scraping.core.fetching.errors import FetchError
+from podpod_scraping.core.fetching.observer import RequestObserver
 
 __all__ = [
     "AddressGuard",
@@ -25,6 +26,7 @@ __all__ = [
     "FetchPolicy",
     "FetchResponse",
     "Fetcher",
+    "RequestObserver",
     "Resolver",
     "canonical_host",
     "check_address",

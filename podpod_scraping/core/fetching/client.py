@@ -36,6 +36,7 @@ from podpod_scraping.core.fetching.addresses import (
     redact_url,
 )
 from podpod_scraping.core.fetching.errors import FetchError
+from podpod_scraping.core.fetching.observer import RequestObserver
 from podpod_scraping.core.fetching.robots import ROBOTS_MAX_BYTES, RobotsCache
 from podpod_scraping.core.fetching.throttle import Deadline, HostThrottle
 from podpod_scraping.core.fetching.transport import GuardedTransport
@@ -245,11 +246,13 @@ class Fetcher:
         *,
         resolver: Resolver | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        observer: RequestObserver | None = None,
     ) -> None:
         if policy.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._policy = policy
         self._sleep = sleep
+        self._observer = observer
         self._random = random.Random()
         self._guard = AddressGuard(resolver or default_resolver, policy.allowed_private_hosts)
         self._throttle = HostThrottle(
@@ -564,14 +567,15 @@ class Fetcher:
                 write=min(self._policy.read_timeout, remaining),
                 pool=remaining,
             )
+            started, status, content = time.monotonic(), None, b""
             try:
                 client = self._client(target.host_key, slot)
                 request = client.build_request(
                     "GET", target.url, headers=dict(headers), timeout=timeout
                 )
                 response = client.send(request, stream=True)
+                status = response.status_code
                 try:
-                    content = b""
                     if 200 <= response.status_code < 300:
                         content = self._read_body(response, limit, kind, truncate, deadline, shown)
                 finally:
@@ -584,6 +588,10 @@ class Fetcher:
                 raise _Transient(Outcome.NETWORK_ERROR, f"{shown}: {exc}") from exc
             except httpx.HTTPError as exc:
                 raise FetchError(Outcome.FETCH_ERROR, f"{shown}: {exc}") from exc
+            finally:
+                if self._observer is not None:
+                    elapsed = time.monotonic() - started
+                    self._observer.observe_request(target.host_key, status, elapsed, len(content))
         return _Raw(str(target.url), response.status_code, response.headers, content)
 
     def _read_body(
