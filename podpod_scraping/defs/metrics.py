@@ -44,6 +44,7 @@ from podpod_scraping.storage.catalog.repository import (
     CATEGORY_CURRENT,
     CATEGORY_NEVER_ATTEMPTED,
     CATEGORY_NEVER_FOUND,
+    CATEGORY_OBJECT_MISSING,
     CATEGORY_STALE,
     FAILED_PREFIX,
 )
@@ -52,6 +53,7 @@ PUSHGATEWAY_URL_ENV = "PROMETHEUS_PUSHGATEWAY_URL"
 #: The coverage report's fixed categories → their metric label / metadata names.
 COVERAGE_CATEGORIES = {
     CATEGORY_CURRENT: "current",
+    CATEGORY_OBJECT_MISSING: "object_missing",
     CATEGORY_STALE: "stale",
     CATEGORY_NEVER_ATTEMPTED: "never_attempted",
     CATEGORY_NEVER_FOUND: "never_found",
