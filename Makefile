@@ -19,6 +19,7 @@ test: install
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen hadolint Dockerfile   # the Dockerfile linter, from the dev dependencies
 
 typecheck: install
 	$(UV) run --frozen pyright
