@@ -7,6 +7,11 @@ Dagster loads the code location, never at import time.
 
 import dagster as dg
 
+from podpod_scraping.defs.alerts import (
+    AlertsResource,
+    coverage_alert_sensor,
+    run_failure_alert_sensor,
+)
 from podpod_scraping.defs.assets import artist_image_coverage, artist_images
 from podpod_scraping.defs.batching import artist_refresh_job, artist_retry_failed_job
 from podpod_scraping.defs.checks import current_images_have_objects
@@ -33,14 +38,29 @@ def defs() -> dg.Definitions:
         timezone=dg.EnvVar("PODPOD_REFRESH_TIMEZONE").get_value(DEFAULT_REFRESH_TIMEZONE)
         or DEFAULT_REFRESH_TIMEZONE,
     )
+    alerts = AlertsResource(
+        webhook_url=_env_if_set("PODPOD_ALERT_WEBHOOK_URL", ""),
+        ui_base_url=_env_if_set("PODPOD_UI_BASE_URL", "http://127.0.0.1:3000"),
+    )
     return dg.Definitions(
         assets=[artist_images, artist_image_coverage],
         asset_checks=[current_images_have_objects],
         jobs=[artist_images_job, artist_refresh_job, artist_retry_failed_job, coverage_job],
-        sensors=[artist_catalog_sensor],
+        sensors=[artist_catalog_sensor, run_failure_alert_sensor, coverage_alert_sensor],
         schedules=[refresh_schedule, coverage_schedule],
         # One step per run, over many artists in threads: a step process of its own would
         # only add seconds of imports per run.
         executor=dg.in_process_executor,
-        resources={"catalog": catalog, "objects": objects, "scraper": scraper},
+        resources={
+            "catalog": catalog,
+            "objects": objects,
+            "scraper": scraper,
+            "alerts": alerts,
+        },
     )
+
+
+def _env_if_set(name: str, default: str) -> str:
+    """``dg.EnvVar(name)`` when the variable is set (so the UI shows its name, never its
+    value), else ``default``: optional settings such as the alert webhook stay off unset."""
+    return dg.EnvVar(name) if dg.EnvVar(name).get_value() else default
