@@ -34,7 +34,5 @@ USER 10001
 EXPOSE 4000
 # The scraper config is not baked in: mount it (compose volume, Kubernetes ConfigMap) and
 # point PODPOD_SCRAPER_CONFIG at it, e.g. /opt/dagster/config/scraper.yaml.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
-    CMD ["dagster", "api", "grpc-health-check", "-p", "4000"]
 
 CMD ["dagster", "api", "grpc", "-m", "podpod_scraping.definitions", "-h", "0.0.0.0", "-p", "4000"]

@@ -15,6 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply this service's migrations")
     upgrade.add_argument("--url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
+    seed = db_commands.add_parser(
+        "seed-demo",
+        help="local stacks only: create an artists table with the demo site's artists",
+    )
+    seed.add_argument("--url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
     commands.add_parser("demo", help="run the pipeline on the embedded default", add_help=False)
     hashes = commands.add_parser(
         "placeholder-hash",
@@ -34,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         url = args.url or os.environ.get("PODPOD_CATALOG_URL")
         if not url:
             parser.error("give --url or set PODPOD_CATALOG_URL")
+        if args.db_command == "seed-demo":
+            from podpod_scraping.demo.run import seed_demo_catalog
+
+            print(f"catalog holds {seed_demo_catalog(url)} demo artists")
+            return 0
         run_upgrade(url)
         print("catalog migrated to head")
         return 0

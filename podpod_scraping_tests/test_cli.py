@@ -13,6 +13,7 @@ from podpod_scraping.cli import main
 from podpod_scraping.core.config import parse_scraper_config
 from podpod_scraping.core.images import ImageRejected, inspect_image, placeholder_hash
 from podpod_scraping.core.outcomes import Outcome
+from podpod_scraping.demo.site import DEMO_ARTISTS
 from podpod_scraping_tests.core.images_factory import encode, photo_bytes, silhouette
 
 BIN = Path(sys.executable).parent
@@ -82,3 +83,17 @@ def test_console_script_runs_the_command(placeholder_file: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith('- "')
+
+
+def test_db_seed_demo_gives_a_migrated_catalog_the_demo_artists_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert main(["db", "upgrade", "--url", url]) == 0
+
+    assert main(["db", "seed-demo", "--url", url]) == 0
+    assert main(["db", "seed-demo", "--url", url]) == 0  # again: nothing duplicated
+
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"catalog holds {len(DEMO_ARTISTS)} demo artists"
+    )

@@ -78,13 +78,21 @@ def prepare(workdir: Path, base_url: str, port: int) -> dict[str, str]:
     env = demo_environment(workdir)
     with (workdir / "demo.env").open("w", encoding="utf-8") as file:
         file.writelines(f"{key}={value}\n" for key, value in env.items())
-    url = env["PODPOD_CATALOG_URL"]
-    upgrade(url)
-    engine = make_engine(url)
-    create_artists_table(engine)
-    insert_artists(engine, [(artist.id, artist.name) for artist in DEMO_ARTISTS])
-    engine.dispose()
+    upgrade(env["PODPOD_CATALOG_URL"])
+    seed_demo_catalog(env["PODPOD_CATALOG_URL"])
     return env
+
+
+def seed_demo_catalog(url: str) -> int:
+    """Give a local catalog the main API's ``artists`` table with the demo artists (the
+    compose stack's local profile does the same); returns how many there are."""
+    engine = make_engine(url)
+    try:
+        create_artists_table(engine)
+        insert_artists(engine, [(artist.id, artist.name) for artist in DEMO_ARTISTS])
+        return len(CatalogRepository(engine).all_artist_ids())
+    finally:
+        engine.dispose()
 
 
 def sync_partitions(env: dict[str, str]) -> list[str]:
