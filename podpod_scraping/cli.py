@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     seed.add_argument("--url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
     commands.add_parser("demo", help="run the pipeline on the embedded default", add_help=False)
+    commands.add_parser(
+        "ui", help="the demo site and the Dagster UI on the embedded default", add_help=False
+    )
     hashes = commands.add_parser(
         "placeholder-hash",
         help="print the perceptual hash of 'no photo' images, for images.placeholder_hashes",
@@ -55,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         from podpod_scraping.demo.run import main as demo_main
 
         return demo_main(rest)
+    if args.command == "ui":
+        from podpod_scraping.demo.ui import main as ui_main
+
+        return ui_main(rest)
     return 2
 
 
