@@ -70,21 +70,34 @@ def main(argv: list[str] | None = None) -> int:
         command = [*dagster_cli(), "dev", "-m", "podpod_scraping.definitions"]
         command += ["-h", HOST, "-p", str(args.ui_port)]
         # In the working folder: the repo's production dagster.yaml is not this instance.
-        dev = subprocess.Popen(command, env=os.environ | env, cwd=workdir)
+        # In a session of its own: Ctrl-C reaches it once, from here, however many SIGINTs
+        # the terminal and wrappers (`make`, `uv run`) deliver to this process.
+        dev = subprocess.Popen(command, env=os.environ | env, cwd=workdir, start_new_session=True)
         try:
             return dev.wait()
         except KeyboardInterrupt:
-            # The terminal sent SIGINT to dagster dev too; give it time to stop its
-            # webserver, daemon and code server, then make sure.
-            with contextlib.suppress(ProcessLookupError):
-                dev.send_signal(signal.SIGINT)
-            try:
-                dev.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                dev.terminate()
-                dev.wait(timeout=10)
-            print("stopped the Dagster UI and the demo site")
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the repeats while stopping
+            stop_group(dev)
+            print("stopped the Dagster UI and the demo site", flush=True)
             return 0
+        finally:
+            if dev.poll() is None:
+                stop_group(dev)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop ``dagster dev`` and its webserver, daemon and code servers (one process group):
+    SIGINT as Ctrl-C would, then SIGTERM, then SIGKILL, each after a grace period."""
+    for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # a child left behind
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

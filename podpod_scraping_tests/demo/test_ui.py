@@ -86,8 +86,11 @@ def test_ui_serves_dagster_and_the_demo_site_until_ctrl_c_stops_both(tmp_path: P
         )
         assert _serving(f"http://127.0.0.1:{site_port}/")
 
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's group
-        assert process.wait(timeout=60) == 0
+        # Ctrl-C: the terminal signals the whole group, and `uv run` (make ui) forwards it
+        # once more to its child.
+        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=90) == 0
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -95,8 +98,30 @@ def test_ui_serves_dagster_and_the_demo_site_until_ctrl_c_stops_both(tmp_path: P
     assert "stopped the Dagster UI and the demo site" in output
     assert not port_taken(ui_port)
     assert not port_taken(site_port)
+    assert not _group_alive(process.pid)
+    assert not _dagster_dev_left(tmp_path / "demo")
     assert "BetaWarning" not in output
     assert "PreviewWarning" not in output
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _dagster_dev_left(workdir: Path) -> bool:
+    """Whether a process still runs in ``workdir`` (dagster dev runs in its own group)."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if Path(proc, "cwd").resolve() == workdir.resolve():
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _serving(url: str) -> bool:
