@@ -15,6 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply this service's migrations")
     upgrade.add_argument("--url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
+    seed = db_commands.add_parser(
+        "seed-demo",
+        help="local stacks only: create an artists table with the demo site's artists",
+    )
+    seed.add_argument("--url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
     runs = commands.add_parser("runs", help="Dagster run maintenance")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True)
     fail_dead = runs_commands.add_parser(
@@ -34,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     fail_dead.add_argument("--dry-run", action="store_true", help="list them, change nothing")
     commands.add_parser("demo", help="run the pipeline on the embedded default", add_help=False)
+    commands.add_parser(
+        "ui", help="the demo site and the Dagster UI on the embedded default", add_help=False
+    )
     hashes = commands.add_parser(
         "placeholder-hash",
         help="print the perceptual hash of 'no photo' images, for images.placeholder_hashes",
@@ -69,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         url = args.url or os.environ.get("PODPOD_CATALOG_URL")
         if not url:
             parser.error("give --url or set PODPOD_CATALOG_URL")
+        if args.db_command == "seed-demo":
+            from podpod_scraping.demo.run import seed_demo_catalog
+
+            print(f"catalog holds {seed_demo_catalog(url)} demo artists")
+            return 0
         run_upgrade(url)
         print("catalog migrated to head")
         return 0
@@ -86,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         from podpod_scraping.demo.run import main as demo_main
 
         return demo_main(rest)
+    if args.command == "ui":
+        from podpod_scraping.demo.ui import main as ui_main
+
+        return ui_main(rest)
     return 2
 
 

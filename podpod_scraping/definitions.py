@@ -7,6 +7,11 @@ Dagster loads the code location, never at import time.
 
 import dagster as dg
 
+from podpod_scraping.defs.alerts import (
+    AlertsResource,
+    coverage_alert_sensor,
+    run_failure_alert_sensor,
+)
 from podpod_scraping.defs.assets import artist_image_coverage, artist_images
 from podpod_scraping.defs.batching import artist_refresh_job, artist_retry_failed_job
 from podpod_scraping.defs.checks import current_images_have_objects
@@ -41,11 +46,20 @@ def defs() -> dg.Definitions:
     dead_run_sensor = build_dead_run_sensor(
         dead_after(dg.EnvVar("PODPOD_DEAD_RUN_AFTER_MINUTES").get_value(None))
     )
+    alerts = AlertsResource(
+        webhook_url=_env_if_set("PODPOD_ALERT_WEBHOOK_URL", ""),
+        ui_base_url=_env_if_set("PODPOD_UI_BASE_URL", "http://127.0.0.1:3000"),
+    )
     return dg.Definitions(
         assets=[artist_images, artist_image_coverage],
         asset_checks=[current_images_have_objects],
         jobs=[artist_images_job, artist_refresh_job, artist_retry_failed_job, coverage_job],
-        sensors=[artist_catalog_sensor, dead_run_sensor],
+        sensors=[
+            artist_catalog_sensor,
+            dead_run_sensor,
+            run_failure_alert_sensor,
+            coverage_alert_sensor,
+        ],
         schedules=[refresh_schedule, coverage_schedule],
         # One step per run, over many artists in threads: a step process of its own would
         # only add seconds of imports per run.
@@ -55,5 +69,12 @@ def defs() -> dg.Definitions:
             "objects": objects,
             "scraper": scraper,
             "metrics": metrics,
+            "alerts": alerts,
         },
     )
+
+
+def _env_if_set(name: str, default: str) -> str:
+    """``dg.EnvVar(name)`` when the variable is set (so the UI shows its name, never its
+    value), else ``default``: optional settings such as the alert webhook stay off unset."""
+    return dg.EnvVar(name) if dg.EnvVar(name).get_value() else default

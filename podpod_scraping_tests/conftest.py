@@ -21,6 +21,7 @@ pytest_plugins = [
     "podpod_scraping_tests.fixtures.web",
     "podpod_scraping_tests.fixtures.dagster",
     "podpod_scraping_tests.fixtures.pushgateway",
+    "podpod_scraping_tests.fixtures.webhook",
 ]
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}

@@ -14,7 +14,7 @@ from podpod_scraping.cli import main
 from podpod_scraping.core.config import parse_scraper_config
 from podpod_scraping.core.images import ImageRejected, inspect_image, placeholder_hash
 from podpod_scraping.core.outcomes import Outcome
-from podpod_scraping.demo.site import FixtureServer
+from podpod_scraping.demo.site import DEMO_ARTISTS, FixtureServer
 from podpod_scraping.storage.catalog.migrate import upgrade
 from podpod_scraping.storage.catalog.repository import create_artists_table, make_engine
 from podpod_scraping_tests.core.images_factory import encode, photo_bytes, silhouette
@@ -193,3 +193,17 @@ def test_config_check_reads_the_file_named_by_the_variable_and_fails_when_missin
     assert status == 1
     assert f"PROBLEM  config: scraper config file {tmp_path / 'nope.yaml'} does not exist" in out
     assert out.splitlines()[-1] == "1 problem(s)"
+
+
+def test_db_seed_demo_gives_a_migrated_catalog_the_demo_artists_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert main(["db", "upgrade", "--url", url]) == 0
+
+    assert main(["db", "seed-demo", "--url", url]) == 0
+    assert main(["db", "seed-demo", "--url", url]) == 0  # again: nothing duplicated
+
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"catalog holds {len(DEMO_ARTISTS)} demo artists"
+    )

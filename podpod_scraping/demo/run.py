@@ -8,7 +8,7 @@ demo site on 127.0.0.1. The same code paths as production run; only endpoints di
 from __future__ import annotations
 
 import os
-import shutil
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -78,13 +78,21 @@ def prepare(workdir: Path, base_url: str, port: int) -> dict[str, str]:
     env = demo_environment(workdir)
     with (workdir / "demo.env").open("w", encoding="utf-8") as file:
         file.writelines(f"{key}={value}\n" for key, value in env.items())
-    url = env["PODPOD_CATALOG_URL"]
-    upgrade(url)
-    engine = make_engine(url)
-    create_artists_table(engine)
-    insert_artists(engine, [(artist.id, artist.name) for artist in DEMO_ARTISTS])
-    engine.dispose()
+    upgrade(env["PODPOD_CATALOG_URL"])
+    seed_demo_catalog(env["PODPOD_CATALOG_URL"])
     return env
+
+
+def seed_demo_catalog(url: str) -> int:
+    """Give a local catalog the main API's ``artists`` table with the demo artists (the
+    compose stack's local profile does the same); returns how many there are."""
+    engine = make_engine(url)
+    try:
+        create_artists_table(engine)
+        insert_artists(engine, [(artist.id, artist.name) for artist in DEMO_ARTISTS])
+        return len(CatalogRepository(engine).all_artist_ids())
+    finally:
+        engine.dispose()
 
 
 def sync_partitions(env: dict[str, str]) -> list[str]:
@@ -112,13 +120,15 @@ def sync_partitions(env: dict[str, str]) -> list[str]:
             os.environ["DAGSTER_HOME"] = previous
 
 
-def dagster_cli() -> str:
-    found = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which(
-        "dagster"
-    )
-    if found is None:
-        raise RuntimeError("the dagster CLI is not installed in this environment")
-    return found
+#: Run config that prints the run's log at INFO: Dagster's console logger prints every event
+#: (four per artist) at DEBUG otherwise, drowning the progress lines. The event log, which
+#: the UI shows, keeps everything.
+QUIET_RUN_CONFIG = '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
+
+
+def dagster_cli() -> list[str]:
+    """The ``dagster`` CLI of this environment, without beta/preview/superseded warnings."""
+    return [sys.executable, "-m", "podpod_scraping.demo.quiet_dagster"]
 
 
 def materialize(env: dict[str, str], partition_keys: list[str]) -> None:
@@ -129,7 +139,8 @@ def materialize(env: dict[str, str], partition_keys: list[str]) -> None:
     attempted. Anything else (a crash before the artists were recorded) is an error.
     """
     full_env = os.environ | env
-    base = [dagster_cli(), "asset", "materialize", "-m", "podpod_scraping.definitions"]
+    base = [*dagster_cli(), "asset", "materialize", "-m", "podpod_scraping.definitions"]
+    base += ["--config-json", QUIET_RUN_CONFIG]
     commands = [
         [
             *base,
@@ -141,7 +152,7 @@ def materialize(env: dict[str, str], partition_keys: list[str]) -> None:
         [*base, "--select", "artist_image_coverage"],
     ]
     for index, command in enumerate(commands):
-        print("$", " ".join(command), flush=True)
+        print("$ dagster", shlex.join(command[len(dagster_cli()) :]), flush=True)
         completed = subprocess.run(command, env=full_env, check=False)
         if completed.returncode == 0:
             continue

@@ -64,9 +64,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, owner: FixtureServer, port: int) -> None:
+    def __init__(self, owner: FixtureServer, host: str, port: int) -> None:
         self.owner = owner
-        super().__init__((HOST, port), _Handler)
+        super().__init__((host, port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up (resets, closed pools, stop()) are normal, not tracebacks."""
@@ -187,8 +187,10 @@ class FixtureServer(LoopbackService):
     matched after percent-decoding and without the query string.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, bind: str = HOST) -> None:
         self._requested_port = port
+        #: The address to listen on; anything but 127.0.0.1 only inside a container.
+        self._bind = bind
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self._connections: set[socket.socket] = set()
@@ -202,10 +204,11 @@ class FixtureServer(LoopbackService):
     # -- lifecycle
 
     def start(self) -> Self:
-        """Bind 127.0.0.1 on the configured port (0 = any free port) and serve in a thread."""
+        """Bind 127.0.0.1 (or ``bind``) on the configured port (0 = any free port) and serve
+        in a thread."""
         if self._server is not None:
             raise RuntimeError("server already started")
-        self._server = _Server(self, self._requested_port)
+        self._server = _Server(self, self._bind, self._requested_port)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

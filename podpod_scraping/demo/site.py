@@ -14,6 +14,7 @@ Run it alone for ``dagster dev``: ``python -m podpod_scraping.demo.site --port 8
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import hashlib
 import html
@@ -30,7 +31,7 @@ from urllib.parse import quote
 from PIL import Image, ImageDraw, ImageFont
 
 from podpod_scraping.core.sources import slugify
-from podpod_scraping.demo.server import FixtureServer, Route
+from podpod_scraping.demo.server import HOST, FixtureServer, Route
 
 __all__ = [
     "DEFAULT_PORT",
@@ -358,8 +359,8 @@ def demo_sources_yaml(base_url: str) -> str:
 class DemoSite(FixtureServer):
     """The demo website on 127.0.0.1 (a context manager). ``port=0`` picks a free port."""
 
-    def __init__(self, port: int = 0, *, image_version: int = 1) -> None:
-        super().__init__(port)
+    def __init__(self, port: int = 0, *, image_version: int = 1, bind: str = HOST) -> None:
+        super().__init__(port, bind=bind)
         if image_version < 1:
             raise ValueError("image_version starts at 1")
         self.image_version = image_version
@@ -411,14 +412,29 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the podpod demo website on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0 = any free)")
     parser.add_argument("--image-version", type=int, default=1, help="change every image")
+    parser.add_argument(
+        "--bind",
+        default=HOST,
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 only inside a container)",
+    )
     args = parser.parse_args(argv)
-    with DemoSite(args.port, image_version=args.image_version) as site:
+    site = DemoSite(args.port, image_version=args.image_version, bind=args.bind)
+    try:
+        site.start()
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise SystemExit(
+            f"demo site: port {args.port} is already in use; pick another with --port N"
+        ) from None
+    try:
         print(f"podpod demo site on {site.base_url}/ ({len(DEMO_ARTISTS)} artists); Ctrl-C stops")
         print(f"sources config:\n{demo_sources_yaml(site.base_url)}", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        site.stop()
 
 
 if __name__ == "__main__":

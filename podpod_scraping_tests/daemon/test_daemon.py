@@ -8,17 +8,14 @@ must give every new artist an image; the schedule must refresh exactly the stale
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -31,18 +28,12 @@ from podpod_scraping.demo.site import FixtureServer
 from podpod_scraping.storage.catalog.repository import insert_artists, make_engine
 from podpod_scraping_tests.defs.conftest import make_jpeg
 from podpod_scraping_tests.fixtures.postgres import PostgresServer
-from podpod_scraping_tests.fixtures.waiting import wait_until
+from podpod_scraping_tests.fixtures.processes import instance_env, process_group, wait_until
 
 pytestmark = pytest.mark.daemon
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Path) -> T:
-    """Poll ``probe`` every 2 s; on timeout fail with the daemon's log."""
-    return wait_until(what, probe, timeout, every=2, log=log)
 
 
 @dataclass
@@ -123,13 +114,7 @@ def deployment(
             }
         )
     )
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")} | {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": postgres_server.host,
-        "DAGSTER_PG_PORT": str(postgres_server.port),
-        "DAGSTER_PG_USER": postgres_server.user,
-        "DAGSTER_PG_PASSWORD": "trust-auth-ignores-it",
-        "DAGSTER_PG_DB": dagster_db,
+    env = instance_env(postgres_server, dagster_db, home) | {
         "PODPOD_CATALOG_URL": catalog_url,
         "PODPOD_OBJECT_STORE_URL": f"gs://{gcs_bucket.name}",
         "PODPOD_SCRAPER_CONFIG": str(config),
@@ -140,31 +125,12 @@ def deployment(
         monkeypatch.setenv(key, env[key])  # for this process's view of the same instance
     monkeypatch.setenv("DAGSTER_PG_DB", dagster_db)
     log = tmp_path / "daemon.log"
-    with log.open("wb") as out:
-        daemon = subprocess.Popen(
-            [BIN / "dagster-daemon", "run", "-w", str(REPO / "workspace.yaml")],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    daemon = [BIN / "dagster-daemon", "run", "-w", REPO / "workspace.yaml"]
     try:
-        yield Deployment(env=env, catalog_url=catalog_url, bucket=gcs_bucket, log=log)
-    finally:
         # The daemon, its code server and run workers share its process group.
-        for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(daemon.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                daemon.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError):  # a run worker left in the group
-            os.killpg(daemon.pid, signal.SIGKILL)
+        with process_group(daemon, env=env, log=log, cwd=REPO):
+            yield Deployment(env=env, catalog_url=catalog_url, bucket=gcs_bucket, log=log)
+    finally:
         postgres_server.drop_database(dagster_db)
 
 
@@ -190,8 +156,8 @@ def test_sensor_scrapes_new_artists_and_schedule_refreshes_exactly_the_stale(
         images = deployment.current_images()
         return images if len(images) == len(artists) else None
 
-    first = wait_for(
-        "every artist to have a current image", all_scraped, timeout=300, log=deployment.log
+    first = wait_until(
+        "every artist to have a current image", all_scraped, timeout=300, logs=[deployment.log]
     )
     for object_name, _ in first.values():
         assert deployment.bucket.blob(object_name).exists()
@@ -212,8 +178,8 @@ def test_sensor_scrapes_new_artists_and_schedule_refreshes_exactly_the_stale(
         finished = batches and all(status == dg.DagsterRunStatus.SUCCESS for _, status in batches)
         return images if done and finished else None
 
-    after = wait_for(
-        "the stale artists to be refreshed", refreshed, timeout=300, log=deployment.log
+    after = wait_until(
+        "the stale artists to be refreshed", refreshed, timeout=300, logs=[deployment.log]
     )
 
     requested = sorted(int(key) for keys, _ in deployment.schedule_batches() for key in keys)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,25 +359,33 @@ def open_pipeline(
         )
 
 
-@pytest.fixture(params=ENTRY_POINTS)
-def pipeline(
+@pytest.fixture
+def pipeline_on(
     catalog_url: str,
     gcs_bucket: storage.Bucket,
     gcs_emulator: Any,
     fixture_server: FixtureServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-) -> Iterator[Pipeline]:
-    """The pipeline, once per entry point (the asset range run and the batch job)."""
+) -> Callable[..., AbstractContextManager[Pipeline]]:
+    """``open_pipeline`` over the test's catalog, bucket and site (emulator host set);
+    call it with the remaining options (``entry``, ``dagster_home``)."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
-    with open_pipeline(
+    return functools.partial(
+        open_pipeline,
         catalog_url=catalog_url,
         bucket=gcs_bucket,
         site=fixture_server,
         workdir=tmp_path,
-        entry=request.param,
-    ) as opened:
+    )
+
+
+@pytest.fixture(params=ENTRY_POINTS)
+def pipeline(
+    pipeline_on: Callable[..., AbstractContextManager[Pipeline]], request: pytest.FixtureRequest
+) -> Iterator[Pipeline]:
+    """The pipeline, once per entry point (the asset range run and the batch job)."""
+    with pipeline_on(entry=request.param) as opened:
         yield opened
 
 

@@ -37,7 +37,7 @@ from podpod_scraping_tests.defs.conftest import Pipeline, RunOutcome, make_jpeg,
 from podpod_scraping_tests.fixtures.gcs import RestartableEmulator
 from podpod_scraping_tests.fixtures.invariants import invariant_violations
 from podpod_scraping_tests.fixtures.postgres import PostgresServer, new_catalog, running_postgres
-from podpod_scraping_tests.fixtures.waiting import wait_until
+from podpod_scraping_tests.fixtures.processes import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -173,7 +173,9 @@ def test_gcs_killed_mid_publish_stops_the_batch_and_its_retry_completes_it(
     private_gcs.kill()
     killed_at = time.monotonic()
     gated(pipeline).gate.set()
-    wait_until("the step to stop and ask for a retry", lambda: _retry_requested(pipeline), 90)
+    wait_until(
+        "the step to stop and ask for a retry", lambda: _retry_requested(pipeline), 90, every=0.05
+    )
     stopped_after = time.monotonic() - killed_at
     print(f"GCS killed: the step stopped after {stopped_after:.1f}s")
     private_gcs.start()

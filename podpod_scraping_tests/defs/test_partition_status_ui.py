@@ -14,17 +14,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from google.cloud import storage
 
 from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
-from podpod_scraping.demo.site import FixtureServer
-from podpod_scraping_tests.defs.conftest import Pipeline, make_jpeg, open_pipeline
+from podpod_scraping_tests.defs.conftest import Pipeline, make_jpeg
 
 BIN = Path(sys.executable).parent
 STATUSES = """
@@ -57,22 +55,9 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ui_pipeline(
-    catalog_url: str,
-    gcs_bucket: storage.Bucket,
-    gcs_emulator: Any,
-    fixture_server: FixtureServer,
-    tmp_path: Path,
-    home: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    pipeline_on: Callable[..., AbstractContextManager[Pipeline]], home: Path
 ) -> Iterator[Pipeline]:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
-    with open_pipeline(
-        catalog_url=catalog_url,
-        bucket=gcs_bucket,
-        site=fixture_server,
-        workdir=tmp_path,
-        dagster_home=home,
-    ) as opened:
+    with pipeline_on(dagster_home=home) as opened:
         yield opened
 
 

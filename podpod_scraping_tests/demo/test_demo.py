@@ -59,3 +59,13 @@ def test_demo_publishes_images_and_a_second_run_duplicates_nothing(tmp_path: Pat
         == rows
     )
     assert _images(tmp_path) == images
+
+
+def test_demo_output_has_progress_but_no_debug_lines_or_dagster_warnings(tmp_path: Path) -> None:
+    completed = _demo(tmp_path)
+    output = completed.stdout + completed.stderr
+
+    assert completed.returncode == 0, output[-4000:]
+    assert "partitions: refreshing 24 artist(s)" in output  # the run's own INFO lines
+    for noise in (" - DEBUG - ", "BetaWarning", "PreviewWarning", "SupersessionWarning"):
+        assert noise not in output, noise
