@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+import yaml
 from sqlalchemy import text
 
 from podpod_scraping.core.outcomes import Outcome
@@ -149,9 +150,9 @@ def test_sensor_does_not_request_the_same_new_artists_twice(pipeline: Pipeline) 
 
 
 def test_sensor_batches_new_artists_by_the_configured_size(pipeline: Pipeline) -> None:
-    pipeline.config_path.write_text(
-        pipeline.config_path.read_text() + "refresh:\n  batch_size: 4\n"
-    )
+    config = yaml.safe_load(pipeline.config_path.read_text(encoding="utf-8"))
+    config.setdefault("refresh", {})["batch_size"] = 4
+    pipeline.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     insert_artists(make_engine(pipeline.catalog_url), [(i, f"A{i}") for i in range(1, 11)])
 
     result = _sensor(pipeline)
