@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     count = sum(1 for p in images.rglob("*") if p.is_file() and not p.name.endswith(".json"))
     print(f"\n{count} published image file(s) under {images}")
     print(
-        "The UI on the same setup (see README):\n"
+        "The UI on the same setup: `make ui` (Ctrl-C stops it), or by hand:\n"
         f"  uv run python -m podpod_scraping.demo.site --port {port} &\n"
         f"  set -a; . {workdir / 'demo.env'}; set +a\n"
         "  uv run dagster dev -m podpod_scraping.definitions"
