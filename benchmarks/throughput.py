@@ -31,7 +31,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from podpod_scraping.core.scraper import ArtistImageScraper
 from podpod_scraping.storage.catalog.repository import CatalogRepository, make_engine
 from podpod_scraping.storage.images import CatalogImageStore
 from podpod_scraping.storage.objects import GCSObjectStore
+from podpod_scraping_tests.fixtures.processes import stop_process_group
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -154,20 +154,15 @@ def _tail(path: Path, lines: int = 30) -> str:
 @contextlib.contextmanager
 def _gcs_emulator(log_path: Path) -> Iterator[GCSEmulator]:
     """fake-gcs-server on 127.0.0.1 (the test fixture's helpers), always stopped."""
-    from podpod_scraping_tests.fixtures.gcs import _find_binary, _start, _stop
+    from podpod_scraping_tests.fixtures.gcs import start_emulator, stop_emulator
 
-    binary = _find_binary()
-    emulator = None
-    for _ in range(3):  # a free port can be taken between probing and binding
-        emulator = _start(binary, log_path)
-        if emulator is not None:
-            break
+    emulator = start_emulator(log_path)
     if emulator is None:
         raise RuntimeError(f"fake-gcs-server did not start:\n{_tail(log_path)}")
     try:
         yield emulator
     finally:
-        _stop(emulator.process)
+        stop_emulator(emulator)
 
 
 @contextlib.contextmanager
@@ -770,22 +765,6 @@ class GroupPeaks:
         return roles
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """TERM, then KILL, the daemon's whole process group (code server, run workers)."""
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=grace)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(ProcessLookupError):  # a run worker left in the group
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 def _wait_until(probe: Any, timeout: float, every: float = _SAMPLE_EVERY_S) -> bool:
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -873,7 +852,7 @@ def run_daemon(bench: Bench) -> VariantResult:
         cpu = dict(peaks.cpu)
         (bench.work / "daemon-rss.json").write_text(json.dumps(peaks.peaks, indent=1))
     finally:
-        _stop_group(daemon)
+        stop_process_group(daemon)
 
     result.wall_s = attempted_s
     attempted, outcomes, distinct = bench.catalog_summary(deployment.catalog_url)
