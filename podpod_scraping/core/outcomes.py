@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from podpod_scraping.core.identity import Identity, IdentityCandidate
+
 
 class Outcome(StrEnum):
     """How one artist's attempt ended. Values are stored in the catalog; never rename them."""
@@ -34,6 +36,9 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     FETCH_ERROR = "fetch_error"
     INVALID_ARTIST = "invalid_artist"  # no usable name to look the artist up by
+    AMBIGUOUS_IDENTITY = "ambiguous_identity"  # several equally good matches: pin one
+    NO_IDENTITY = "no_identity"  # no source knows an artist of this name (strictly matched)
+    NOT_FREE = "not_free"  # the only images found are non-free (never published)
 
     @property
     def is_success(self) -> bool:
@@ -75,9 +80,13 @@ class Artist:
 
     id: str
     name: str
+    aliases: tuple[str, ...] = ()  # other names from the catalog's configured alias columns
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", normalize_name(self.name))
+        aliases = (normalize_name(alias) for alias in self.aliases)
+        unique = dict.fromkeys(alias for alias in aliases if alias and alias != self.name)
+        object.__setattr__(self, "aliases", tuple(unique))
 
 
 def normalize_name(name: str | None) -> str:
@@ -104,11 +113,15 @@ class Provenance:
     source_name: str
     page_url: str
     image_url: str
-    license: str | None = None
-    attribution: str | None = None
+    license: str | None = None  # short name, e.g. "CC BY-SA 4.0"
+    attribution: str | None = None  # plain text, e.g. "Jane Doe"
     etag: str | None = None
     last_modified: str | None = None
     resolved_url: str | None = None
+    license_url: str | None = None
+    attribution_required: bool | None = None  # None: the source does not say
+    identity_namespace: str | None = None  # the identity the image was found through
+    identity_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,10 @@ class ScrapeResult:
     image: ScrapedImage | None = None
     source_name: str | None = None
     page_url: str | None = None
+    # Identities this attempt resolved or re-verified (the store records them), and the
+    # equally good candidates of an AMBIGUOUS_IDENTITY outcome (for a person to pin one).
+    identities: tuple[Identity, ...] = ()
+    candidates: tuple[IdentityCandidate, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.outcome is Outcome.FOUND) != (self.image is not None):

@@ -26,6 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from podpod_scraping.core.identity import ArtistContext
 from podpod_scraping.core.images import (
     DecodedImage,
     ImagePolicy,
@@ -107,6 +108,7 @@ class ArtistTask:
     artist: Artist
     current: CurrentImage | None = None
     known: KnownImage | None = None  # validators for a conditional request
+    context: ArtistContext = field(default_factory=ArtistContext)  # identities, takedowns
 
 
 @dataclass(frozen=True)
@@ -436,7 +438,7 @@ class _Worker:
         self._batch_id = batch_id
 
     def refresh(self, task: ArtistTask) -> ArtistReport:
-        result = self._scraper.scrape(task.artist, task.known)  # never raises
+        result = self._scraper.scrape(task.artist, task.known, task.context)  # never raises
         try:
             if result.outcome is Outcome.UNCHANGED and not self._store.current_intact(task):
                 # The source says "unchanged", but what we serve is gone: fetch it again,
@@ -446,7 +448,7 @@ class _Worker:
                     task.artist.id,
                     task.current.object_uri if task.current else "?",
                 )
-                result = self._scraper.scrape(task.artist, None)
+                result = self._scraper.scrape(task.artist, None, task.context)
             return self._store_result(task, result)
         except Exception as error:  # storage (object store, database) or a bug: not the artist's
             # Only a StoreError says it may heal; anything else is a bug: stop the batch.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from podpod_scraping.core.fetching import Fetcher, redact_url
+from podpod_scraping.core.identity import ArtistContext
 from podpod_scraping.core.images import ImagePolicy, decode_image
 from podpod_scraping.core.outcomes import (
     Artist,
@@ -79,8 +80,17 @@ class ArtistImageScraper:
         self._image_policy = image_policy
         self._clock = clock
 
-    def scrape(self, artist: Artist, known: KnownImage | None = None) -> ScrapeResult:
-        """Try each source in priority order; return the first valid image or the best failure."""
+    def scrape(
+        self,
+        artist: Artist,
+        known: KnownImage | None = None,
+        context: ArtistContext | None = None,
+    ) -> ScrapeResult:
+        """Try each source in priority order; return the first valid image or the best failure.
+
+        ``context`` carries what the store knows (identities, taken-down URLs, the current
+        image); sources that search by identity use it.
+        """
         attempted_at = self._clock()
         if not artist.name:
             # An empty name would fill {name} templates with nothing: a site's index or an

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from podpod_scraping.core.fetching import Fetcher, FetchPolicy
+from podpod_scraping.core.identity import ArtistContext
 from podpod_scraping.core.images import ImagePolicy
 from podpod_scraping.core.outcomes import Artist, Outcome, ScrapedImage, ScrapeResult
 from podpod_scraping.core.refresh import (
@@ -94,7 +95,12 @@ class ControlledScraper(ArtistImageScraper):
         self.scraped: list[str] = []
         self._lock = threading.Lock()
 
-    def scrape(self, artist: Artist, known: KnownImage | None = None) -> ScrapeResult:
+    def scrape(
+        self,
+        artist: Artist,
+        known: KnownImage | None = None,
+        context: ArtistContext | None = None,
+    ) -> ScrapeResult:
         with self._lock:
             self.scraped.append(artist.id)
         if artist.id in self.held:
