@@ -20,6 +20,7 @@ from podpod_scraping.core.fetching import FetchPolicy
 from podpod_scraping.core.images import ImagePolicy
 from podpod_scraping.core.schema import (
     FrozenModel,
+    NonEmptyStr,
     PositiveInt,
     ScraperConfigError,
     load_yaml_model,
@@ -28,6 +29,8 @@ from podpod_scraping.core.sources import SourceList
 
 __all__ = [
     "CONFIG_ENV",
+    "CatalogColumns",
+    "IdentityPolicy",
     "RefreshPolicy",
     "ScraperConfig",
     "ScraperConfigError",
@@ -53,6 +56,29 @@ class RefreshPolicy(FrozenModel):
     max_storage_failures: PositiveInt = Field(default=5, le=10_000)
 
 
+class CatalogColumns(FrozenModel):
+    """Which columns of the main API's ``artists`` table carry aliases or external ids.
+
+    Absent columns are fine (the main API may add them later): a configured column the
+    table lacks is reported by ``config check`` and ignored by runs.
+    """
+
+    alias_columns: tuple[NonEmptyStr, ...] = ()
+    #: namespace (``musicbrainz``, ``wikidata``, ``deezer``, ``site:<name>``) -> column
+    identity_columns: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)
+
+
+class IdentityPolicy(FrozenModel):
+    """How long a *matched* identity is trusted before a refresh verifies it again.
+
+    Resolving identities is the expensive part at catalog scale (MusicBrainz allows about
+    one request per second), so it happens once per artist and then every
+    ``reverify_after_days``; pinned and catalog identities are never re-verified.
+    """
+
+    reverify_after_days: PositiveInt = 180
+
+
 class ScraperConfig(FrozenModel):
     """Everything the scraper needs besides the catalog and the object store."""
 
@@ -60,8 +86,10 @@ class ScraperConfig(FrozenModel):
     fetch: FetchPolicy = FetchPolicy()
     images: ImagePolicy = ImagePolicy()
     refresh: RefreshPolicy = RefreshPolicy()
+    catalog: CatalogColumns = CatalogColumns()
+    identity: IdentityPolicy = IdentityPolicy()
 
-    @field_validator("fetch", "images", "refresh", mode="before")
+    @field_validator("fetch", "images", "refresh", "catalog", "identity", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value  # a section left with every key commented out
