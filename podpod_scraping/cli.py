@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument(
         "--object-store-url", help="gs://<bucket> or a folder (default: $PODPOD_OBJECT_STORE_URL)"
     )
+    _add_identity_commands(commands)
     args, rest = parser.parse_known_args(argv)
 
     if args.command == "db":
@@ -91,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return _config_check(args.file, args.catalog_url, args.object_store_url)
+    if args.command in ("identity", "takedown"):
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        url = args.url or os.environ.get("PODPOD_CATALOG_URL")
+        if not url:
+            parser.error("give --url or set PODPOD_CATALOG_URL")
+        if args.command == "takedown":
+            return _takedown(args, url)
+        return _identity(args, url)
     if args.command == "placeholder-hash":
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -104,6 +114,147 @@ def main(argv: list[str] | None = None) -> int:
 
         return ui_main(rest)
     return 2
+
+
+def _add_identity_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    identity = commands.add_parser(
+        "identity",
+        help="who an artist is on MusicBrainz, Wikidata, Deezer or a site: show, pin, unpin",
+        description=(
+            "A pinned identity wins over the catalog's columns and over any name match: "
+            "pin one when an artist's outcome is ambiguous_identity (the candidates are in "
+            "the partition's metadata) or when a match is wrong. The next refresh uses it."
+        ),
+    )
+    identity_commands = identity.add_subparsers(dest="identity_command", required=True)
+    show = identity_commands.add_parser("show", help="every identity of an artist, with evidence")
+    pin = identity_commands.add_parser("pin", help="say who the artist is on a namespace")
+    unpin = identity_commands.add_parser("unpin", help="drop a pinned identity")
+    for sub in (show, pin, unpin):
+        sub.add_argument("artist", help="the artist's catalog id (its partition key)")
+    for sub in (pin, unpin):
+        sub.add_argument("namespace", help="musicbrainz, wikidata, deezer, or site:<source name>")
+    pin.add_argument("external_id", help="the id on that namespace (an MBID, a Q-id, ...)")
+    pin.add_argument("--by", help="who pins it (recorded as evidence)")
+    takedown = commands.add_parser(
+        "takedown",
+        help="remove an artist's published image for good (objects deleted, rows kept)",
+        description=(
+            "Deletes the image's published object and archived original, marks its rows "
+            "taken down with the reason and time, switches the artist's current image to "
+            "the next one not taken down (or none), and never fetches that image URL "
+            "again for the artist. Without --image: the current image. Idempotent."
+        ),
+    )
+    takedown.add_argument("artist", help="the artist's catalog id (its partition key)")
+    which = takedown.add_mutually_exclusive_group()
+    which.add_argument("--image", metavar="SHA256", help="the image (published or original hash)")
+    which.add_argument("--all", action="store_true", help="every image of the artist")
+    takedown.add_argument("--reason", required=True, help="why (recorded on the rows)")
+    takedown.add_argument(
+        "--object-store-url", help="gs://<bucket> or a folder (default: $PODPOD_OBJECT_STORE_URL)"
+    )
+    for sub in (show, pin, unpin, takedown):
+        sub.add_argument("--url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
+
+
+def _identity(args: argparse.Namespace, url: str) -> int:
+    """``identity show|pin|unpin``: print what the catalog knows, or change a pin."""
+    from datetime import UTC, datetime
+
+    from podpod_scraping.core.identity import SITE_PREFIX
+    from podpod_scraping.storage.catalog.repository import CatalogRepository, make_engine
+
+    repository = CatalogRepository(make_engine(url))
+    artist = repository.artists([args.artist]).get(args.artist)
+    if artist is None:
+        print(f"artist {args.artist!r} is not in the catalog", file=sys.stderr)
+        return 1
+    if args.identity_command in ("pin", "unpin"):
+        namespace = args.namespace.strip()
+        if namespace not in ("musicbrainz", "wikidata", "deezer") and not (
+            namespace.startswith(SITE_PREFIX) and len(namespace) > len(SITE_PREFIX)
+        ):
+            print(
+                f"unknown namespace {namespace!r}: use musicbrainz, wikidata, deezer or "
+                "site:<source name>",
+                file=sys.stderr,
+            )
+            return 2
+        if args.identity_command == "pin":
+            external_id = args.external_id.strip()
+            if not external_id:
+                print("the external id is empty", file=sys.stderr)
+                return 2
+            repository.pin_identity(
+                args.artist, namespace, external_id, at=datetime.now(UTC), by=args.by
+            )
+            print(f"pinned {artist.name} ({args.artist}) to {namespace} {external_id}")
+            return 0
+        if repository.unpin_identity(args.artist, namespace):
+            print(f"unpinned {artist.name} ({args.artist}) on {namespace}")
+        else:
+            print(f"{artist.name} ({args.artist}) had no pinned identity on {namespace}")
+        return 0
+    identities = repository.identities([args.artist]).get(args.artist, [])
+    print(f"{artist.name} ({args.artist})")
+    if not identities:
+        print("  no identity yet (the next refresh resolves one by strict name match)")
+    for identity in identities:
+        details = [f"{identity.method.value}"]
+        if identity.matched_name:
+            details.append(f"matched {identity.matched_name!r}")
+        if identity.score is not None:
+            details.append(f"score {identity.score:g}")
+        if identity.disambiguation:
+            details.append(identity.disambiguation)
+        if identity.resolved_at:
+            details.append(f"at {identity.resolved_at:%Y-%m-%d %H:%M}Z")
+        print(f"  {identity.namespace}: {identity.external_id} ({'; '.join(details)})")
+        for key, value in sorted(identity.evidence.items()):
+            print(f"      {key}: {value}")
+    return 0
+
+
+def _takedown(args: argparse.Namespace, url: str) -> int:
+    """``takedown``: one service call (``CatalogImageStore.take_down``), then a summary."""
+    from podpod_scraping.core.refresh import StoreError
+    from podpod_scraping.defs.resources import ObjectStoreResource
+    from podpod_scraping.storage.catalog.repository import CatalogRepository, make_engine
+    from podpod_scraping.storage.images import CatalogImageStore
+
+    store_url = args.object_store_url or os.environ.get("PODPOD_OBJECT_STORE_URL")
+    if not store_url:
+        print("give --object-store-url or set PODPOD_OBJECT_STORE_URL", file=sys.stderr)
+        return 2
+    if not args.reason.strip():
+        print("--reason must say why", file=sys.stderr)
+        return 2
+    store = CatalogImageStore(
+        ObjectStoreResource(url=store_url).store(), CatalogRepository(make_engine(url))
+    )
+    try:
+        report = store.take_down(args.artist, reason=args.reason, sha256=args.image, every=args.all)
+    except LookupError as error:
+        print(str(error.args[0]), file=sys.stderr)
+        return 1
+    except StoreError as error:
+        hint = "run the same command again" if error.transient else "fix it, then run it again"
+        print(f"takedown incomplete: {error} ({hint}; it is idempotent)", file=sys.stderr)
+        return 1
+    for taken in report.record.images:
+        state = "taken down" if taken.newly else "already taken down"
+        print(f"{taken.image.sha256} from {taken.image.source_image_url}: {state}")
+    for name in report.deleted_objects:
+        print(f"deleted {store.objects.uri(name)}")
+    current = report.record.current
+    if report.record.switched:
+        print(
+            f"current image now {current.sha256} ({current.source_name})"
+            if current
+            else "the artist has no current image now"
+        )
+    return 0
 
 
 def _fail_dead_runs(minutes: float, *, dry_run: bool) -> int:

@@ -88,6 +88,8 @@ class ArtistContext:
     - ``identities``: the stored identity per namespace (pinned > catalog > matched);
     - ``verify_before``: a matched identity resolved before this time is re-verified;
     - ``blocked_image_urls``: image URLs taken down for this artist: never fetched again;
+    - ``blocked_sha256s``: hashes of taken-down images: the same bytes from another URL
+      are refused too;
     - ``current``: the current image, so a refresh never replaces it with a worse one;
     - ``force``: a person asked to take the best image now, even a worse one.
     """
@@ -95,6 +97,7 @@ class ArtistContext:
     identities: Mapping[str, Identity] = field(default_factory=dict)
     verify_before: datetime | None = None
     blocked_image_urls: frozenset[str] = frozenset()
+    blocked_sha256s: frozenset[str] = frozenset()
     current: CurrentImageRank | None = None
     force: bool = False
 

@@ -99,6 +99,13 @@ class CurrentImage:
     source_sha256: str | None = None
     preview_jpeg: bytes | None = None
     object_name: str | None = None  # the name in the object store (``object_uri``'s path)
+    # Provenance the app prints as the credit line (see ``core.credits``).
+    source_page_url: str | None = None
+    attribution: str | None = None
+    license_url: str | None = None
+    attribution_required: bool | None = None
+    identity_namespace: str | None = None
+    identity_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from podpod_scraping.core.outcomes import (
     ScrapedImage,
     ScrapeError,
     ScrapeResult,
+    sha256_hex,
 )
 from podpod_scraping.core.sources import SourceConfig, find_images
 
@@ -104,7 +105,9 @@ class ArtistImageScraper:
         failure: ScrapeResult | None = None
         for source in self._sources:
             try:
-                result = self._scrape_source(artist, source, known, attempted_at)
+                result = self._scrape_source(
+                    artist, source, known, attempted_at, context or ArtistContext()
+                )
             except ScrapeError as error:
                 result = ScrapeResult(
                     artist_id=artist.id,
@@ -137,13 +140,17 @@ class ArtistImageScraper:
         source: SourceConfig,
         known: KnownImage | None,
         attempted_at: datetime,
+        context: ArtistContext,
     ) -> ScrapeResult:
         page_url = source.page_url_for(artist)
         page = self._fetcher.fetch_page(page_url)
         found = find_images(page.content, page.url, source)
-        candidates = found.urls
+        # A taken-down image URL is never fetched again for this artist.
+        candidates = [url for url in found.urls if url not in context.blocked_image_urls]
         if not candidates:
             reason = f"{source.name}: no image on {redact_url(page.url)}"
+            if found.urls:
+                reason += " (only images taken down for this artist)"
             if found.ignored_schemes:
                 schemes = ", ".join(found.ignored_schemes)
                 reason += f" (only {schemes} URLs, which are never fetched)"
@@ -159,7 +166,7 @@ class ArtistImageScraper:
         for image_url in candidates[:MAX_CANDIDATES_PER_PAGE]:
             try:
                 return self._fetch_candidate(
-                    artist, source, page.url, image_url, known, attempted_at
+                    artist, source, page.url, image_url, known, attempted_at, context
                 )
             except ScrapeError as error:
                 last_error = error
@@ -181,6 +188,7 @@ class ArtistImageScraper:
         image_url: str,
         known: KnownImage | None,
         attempted_at: datetime,
+        context: ArtistContext,
     ) -> ScrapeResult:
         conditional = known is not None and known.source_image_url == image_url
         response = self._fetcher.fetch_image(
@@ -196,6 +204,10 @@ class ArtistImageScraper:
                 attempted_at=attempted_at,
                 source_name=source.name,
                 page_url=page_url,
+            )
+        if sha256_hex(response.content) in context.blocked_sha256s:
+            raise ScrapeError(
+                Outcome.NO_IMAGE, f"{image_url} serves an image taken down for this artist"
             )
         decoded = decode_image(response.content, self._image_policy)
         info = decoded.info

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from podpod_scraping.defs.events import IMAGE_KEY, SOURCE_IMAGE_KEY
 from podpod_scraping.defs.execution import refresh_step
@@ -68,6 +69,18 @@ IMAGE_SPEC = dg.AssetSpec(
 )
 
 
+class ArtistImagesConfig(dg.Config):
+    """Run config of a materialization; every field is optional."""
+
+    force: bool = Field(
+        default=False,
+        description=(
+            "Take each artist's best image now, even one ranked below its current one "
+            "(a person's decision; refreshes never do it on their own)."
+        ),
+    )
+
+
 @dg.multi_asset(
     name="artist_images",
     specs=[SOURCE_IMAGE_SPEC, IMAGE_SPEC],
@@ -79,6 +92,7 @@ IMAGE_SPEC = dg.AssetSpec(
 )
 def artist_images(
     context: dg.AssetExecutionContext,
+    config: ArtistImagesConfig,
     catalog: CatalogResource,
     objects: ObjectStoreResource,
     scraper: ScraperResource,
@@ -91,8 +105,9 @@ def artist_images(
         catalog=catalog,
         objects=objects,
         scraper=scraper,
-        reason="partitions",
+        reason="partitions" + (" (forced)" if config.force else ""),
         metrics=metrics,
+        force=config.force,
     )
 
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import dagster as dg
+from pydantic import Field
 
 from podpod_scraping.defs.assets import SCRAPE_POOL, TRANSIENT_RETRY
 from podpod_scraping.defs.execution import refresh_step
@@ -44,6 +45,10 @@ class RefreshBatchConfig(dg.Config):
     artist_ids: list[str] = []
     select: Literal["ids", "failed"] = "ids"
     reason: str = "manual"
+    force: bool = Field(
+        default=False,
+        description="Take each artist's best image now, even one ranked below its current one.",
+    )
 
 
 @dg.op(name=REFRESH_OP, pool=SCRAPE_POOL, retry_policy=TRANSIENT_RETRY, out={})
@@ -68,6 +73,7 @@ def refresh_artists_op(
         scraper=scraper,
         reason=config.reason,
         metrics=metrics,
+        force=config.force,
     )
 
 

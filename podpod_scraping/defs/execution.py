@@ -71,13 +71,14 @@ def refresh_step(
     scraper: ScraperResource,
     reason: str,
     metrics: MetricsResource | None = None,
+    force: bool = False,
 ) -> Iterator[Any]:
     """Refresh ``artist_ids``, yielding Dagster events per artist; raise at the end if any
     artist failed (no retry) or storage failed (retried; done artists are not redone)."""
     with failing_fast("cannot start the refresh"):
         config = scraper.load_config()
         with store_errors("opening the object store"):
-            store = catalog.image_store(objects)
+            store = catalog.image_store(objects, config, force=force)
     tally = BatchTally()
     telemetry = RunTelemetry(entry_point(context), context.run.run_id)
     total = len(dict.fromkeys(artist_ids))

@@ -48,9 +48,17 @@ class CatalogResource(dg.ConfigurableResource):
     def repository(self) -> CatalogRepository:
         return _repository(self.url)
 
-    def image_store(self, objects: ObjectStoreResource) -> CatalogImageStore:
+    def image_store(
+        self, objects: ObjectStoreResource, config: ScraperConfig, *, force: bool = False
+    ) -> CatalogImageStore:
         """Where the refresh service reads its artists and writes images and rows."""
-        return CatalogImageStore(objects.store(), self.repository())
+        return CatalogImageStore(
+            objects.store(),
+            self.repository(),
+            columns=config.catalog,
+            identity=config.identity,
+            force=force,
+        )
 
 
 class ObjectStoreResource(dg.ConfigurableResource):

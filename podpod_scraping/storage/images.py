@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import exc as sa_exc
 
+from podpod_scraping.core.config import CatalogColumns, IdentityPolicy
 from podpod_scraping.core.formats import format_for_content_type
+from podpod_scraping.core.identity import (
+    ArtistContext,
+    CurrentImageRank,
+    Identity,
+    IdentityMethod,
+    preferred,
+)
 from podpod_scraping.core.naming import image_object_name
 from podpod_scraping.core.outcomes import ScrapedImage, ScrapeResult
 from podpod_scraping.core.refresh import (
@@ -32,8 +41,17 @@ from podpod_scraping.core.refresh import (
 from podpod_scraping.core.scraper import KnownImage
 from podpod_scraping.storage.catalog import repository as catalog
 from podpod_scraping.storage.catalog.errors import is_permanent_catalog_error
-from podpod_scraping.storage.catalog.repository import CatalogRepository, ImageRecord
+from podpod_scraping.storage.catalog.repository import (
+    CatalogRepository,
+    ImageRecord,
+    TakedownRecord,
+)
 from podpod_scraping.storage.objects import ObjectConflictError, ObjectStore, ObjectStoreError
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
 
 SOURCE_PREFIX = "sources"
 #: Published objects are content-addressed and never rewritten: cache them forever.
@@ -48,8 +66,8 @@ def original_object_name(artist_id: str, sha256: str, content_type: str) -> str:
     return image_object_name(artist_id, sha256, extension, prefix=SOURCE_PREFIX)
 
 
-def current_image(image: catalog.CurrentImage) -> CurrentImage:
-    """A catalog row as the refresh service reports it."""
+def current_image(image: catalog.CurrentImage | ImageRecord) -> CurrentImage:
+    """A catalog row (or the record just written) as the refresh service reports it."""
     return CurrentImage(
         sha256=image.sha256,
         object_uri=image.object_uri,
@@ -65,25 +83,12 @@ def current_image(image: catalog.CurrentImage) -> CurrentImage:
         source_sha256=image.source_sha256,
         preview_jpeg=image.preview,
         object_name=image.object_name,
-    )
-
-
-def _current_from_record(record: ImageRecord) -> CurrentImage:
-    return CurrentImage(
-        sha256=record.sha256,
-        object_uri=record.object_uri,
-        public_url=record.public_url,
-        width=record.width,
-        height=record.height,
-        byte_size=record.byte_size,
-        content_type=record.content_type,
-        source_name=record.source_name,
-        source_image_url=record.source_image_url,
-        license=record.license,
-        scraped_at=record.scraped_at,
-        source_sha256=record.source_sha256,
-        preview_jpeg=record.preview,
-        object_name=record.object_name,
+        source_page_url=image.source_page_url,
+        attribution=image.attribution,
+        license_url=image.license_url,
+        attribution_required=image.attribution_required,
+        identity_namespace=image.identity_namespace,
+        identity_id=image.identity_id,
     )
 
 
@@ -109,9 +114,22 @@ class CatalogImageStore:
     Thread-safe: the object stores and the repository are, and this keeps no state.
     """
 
-    def __init__(self, objects: ObjectStore, repository: CatalogRepository) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        repository: CatalogRepository,
+        *,
+        columns: CatalogColumns = CatalogColumns(),  # noqa: B008 — frozen, immutable default
+        identity: IdentityPolicy = IdentityPolicy(),  # noqa: B008
+        force: bool = False,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
         self._objects = objects
         self._repository = repository
+        self._columns = columns
+        self._identity = identity
+        self._force = force
+        self._clock = clock
 
     @property
     def objects(self) -> ObjectStore:
@@ -124,20 +142,25 @@ class CatalogImageStore:
     def tasks(self, artist_ids: Sequence[str], batch_id: str) -> list[ArtistTask | SkippedArtist]:
         repository = self._repository
         with store_errors("reading the batch's artists"):
-            artists = repository.artists(artist_ids)
+            artists = repository.catalog_artists(artist_ids, self._columns)
             present = [key for key in artist_ids if key in artists]
             currents = repository.current_images(present)
             states = repository.scrape_states(present)
+            stored_identities = repository.identities(present)
+            takedowns = repository.takedowns(present)
+        now = self._clock()
+        verify_before = now - timedelta(days=self._identity.reverify_after_days)
         items: list[ArtistTask | SkippedArtist] = []
         for key in artist_ids:
-            artist = artists.get(key)
-            if artist is None:
+            entry = artists.get(key)
+            if entry is None:
                 items.append(
                     SkippedArtist(
                         key, ArtistStatus.NOT_IN_CATALOG, reason="artist not in the catalog"
                     )
                 )
                 continue
+            artist = entry.artist
             row = currents.get(key)
             current = current_image(row) if row is not None else None
             state = states.get(key)
@@ -160,8 +183,55 @@ class CatalogImageStore:
                     etag=state.source_etag,
                     last_modified=state.source_last_modified,
                 )
-            items.append(ArtistTask(artist=artist, current=current, known=known))
+            stored = stored_identities.get(key, [])
+            from_catalog = self._catalog_identities(key, entry.identities, stored, now)
+            blocked = takedowns.get(key)
+            context = ArtistContext(
+                identities=preferred([*stored, *from_catalog]),
+                verify_before=verify_before,
+                blocked_image_urls=blocked.image_urls if blocked else frozenset(),
+                blocked_sha256s=blocked.sha256s if blocked else frozenset(),
+                current=(
+                    CurrentImageRank(
+                        source_name=current.source_name,
+                        image_url=current.source_image_url,
+                        width=current.width,
+                        height=current.height,
+                        license=current.license,
+                    )
+                    if current is not None
+                    else None
+                ),
+                force=self._force,
+            )
+            items.append(ArtistTask(artist=artist, current=current, known=known, context=context))
         return items
+
+    def _catalog_identities(
+        self, artist_id: str, columns: dict[str, str], stored: list[Identity], now: datetime
+    ) -> list[Identity]:
+        """The catalog columns' ids as identities; new or changed ones are recorded
+        (so ``identity show`` and the main API see where each id came from)."""
+        recorded = {
+            (identity.namespace, identity.external_id)
+            for identity in stored
+            if identity.method is IdentityMethod.CATALOG
+        }
+        identities = [
+            Identity(
+                namespace,
+                external_id,
+                IdentityMethod.CATALOG,
+                evidence={"column": self._columns.identity_columns[namespace]},
+                resolved_at=now,
+            )
+            for namespace, external_id in columns.items()
+        ]
+        changed = [i for i in identities if (i.namespace, i.external_id) not in recorded]
+        if changed:
+            with store_errors(f"recording the catalog identities of artist {artist_id}"):
+                self._repository.record_identities(artist_id, changed, at=now)
+        return identities
 
     def current_intact(self, task: ArtistTask) -> bool:
         """Whether the current image's object exists with the bytes its row names.
@@ -179,8 +249,21 @@ class CatalogImageStore:
             info = self._objects.stat(name)
         return info is not None and info.sha256 in (None, current.sha256)
 
+    def _refuse_taken_down(self, artist_id: str, hashes: set[str]) -> None:
+        """Never write a taken-down image's objects again (the scraper skips them too)."""
+        with store_errors(f"reading the takedowns of artist {artist_id}"):
+            takedowns = self._repository.takedowns([artist_id]).get(artist_id)
+        if takedowns is not None and hashes & takedowns.sha256s:
+            raise StoreError(
+                f"artist {artist_id}: image {sorted(hashes & takedowns.sha256s)[0][:12]} was "
+                "taken down; it is not stored again",
+                transient=False,
+                artist_only=True,
+            )
+
     def archive_original(self, artist_id: str, image: ScrapedImage) -> OriginalImage:
         name = original_object_name(artist_id, image.sha256, image.content_type)
+        self._refuse_taken_down(artist_id, {image.sha256})
         with store_errors(f"archiving the original of artist {artist_id}"):
             stored = self._objects.put_immutable(
                 name,
@@ -204,6 +287,7 @@ class CatalogImageStore:
         image, scraped = publication.image, publication.scraped
         provenance = scraped.provenance
         name = image_object_name(artist_id, image.sha256, image.extension)
+        self._refuse_taken_down(artist_id, {image.sha256, scraped.sha256})
         with store_errors(f"publishing the image of artist {artist_id}"):
             stored = self._objects.put_immutable(
                 name,
@@ -240,6 +324,10 @@ class CatalogImageStore:
             source_content_type=scraped.content_type,
             source_byte_size=scraped.byte_size,
             preview=publication.preview_jpeg,
+            license_url=provenance.license_url,
+            attribution_required=provenance.attribution_required,
+            identity_namespace=provenance.identity_namespace,
+            identity_id=provenance.identity_id,
         )
         with store_errors(f"recording the image of artist {artist_id}"):
             outcome = self._repository.record_image(
@@ -247,10 +335,11 @@ class CatalogImageStore:
                 attempted_at=attempted_at,
                 reason=publication.result.reason,
                 batch_id=batch_id,
+                identities=publication.result.identities,
             )
             if outcome.superseded:
                 return self._superseded(artist_id)
-        return Recorded(current=_current_from_record(record), switched=outcome.switched)
+        return Recorded(current=current_image(record), switched=outcome.switched)
 
     def record_unchanged(
         self, task: ArtistTask, result: ScrapeResult, *, batch_id: str
@@ -261,6 +350,7 @@ class CatalogImageStore:
                 attempted_at=result.attempted_at,
                 reason=result.reason,
                 batch_id=batch_id,
+                identities=result.identities,
             )
             if not newest:
                 return self._superseded(task.artist.id)
@@ -280,6 +370,7 @@ class CatalogImageStore:
                 result.reason,
                 attempted_at=result.attempted_at,
                 batch_id=batch_id,
+                identities=result.identities,
             )
             if state is None:
                 return self._superseded(task.artist.id)
@@ -289,3 +380,45 @@ class CatalogImageStore:
         """A newer attempt won: report the current image it left (read back)."""
         row = self._repository.current_images([artist_id]).get(artist_id)
         return Recorded(current=current_image(row) if row else None, superseded=True)
+
+    def take_down(
+        self,
+        artist_id: str,
+        *,
+        reason: str,
+        sha256: str | None = None,
+        every: bool = False,
+        at: datetime | None = None,
+    ) -> TakedownReport:
+        """Take an artist's image down: rows marked (with reason and time), then objects deleted.
+
+        Rows first, in one transaction with the current-image switch, so the main API never
+        reads a current row whose object is gone; then the published object and the
+        archived original of every taken-down row are deleted. Idempotent: run it again
+        (e.g. after an object-store error) and it deletes whatever is left.
+        """
+        with store_errors(f"taking down images of artist {artist_id}"):
+            record = self._repository.take_down(
+                artist_id, reason=reason, at=at or self._clock(), sha256=sha256, every=every
+            )
+        deleted: list[str] = []
+        for taken in record.images:
+            image = taken.image
+            names = [image.object_name]
+            if image.source_sha256 and image.source_content_type:
+                names.append(
+                    original_object_name(artist_id, image.source_sha256, image.source_content_type)
+                )
+            for name in names:
+                with store_errors(f"deleting {self._objects.uri(name)}"):
+                    if self._objects.delete(name):
+                        deleted.append(name)
+        return TakedownReport(record=record, deleted_objects=tuple(deleted))
+
+
+@dataclasses.dataclass(frozen=True)
+class TakedownReport:
+    """A takedown's result: the rows marked, the current image now, the objects deleted."""
+
+    record: TakedownRecord
+    deleted_objects: tuple[str, ...]

@@ -128,6 +128,10 @@ class ObjectStore(Protocol):
         """The object's SHA-256 and size, or None when no object has that name."""
         ...
 
+    def delete(self, name: str) -> bool:
+        """Remove ``name`` (takedowns only); False when it was already gone."""
+        ...
+
     def uri(self, name: str) -> str: ...
 
     def public_url(self, name: str) -> str: ...
@@ -235,6 +239,19 @@ class LocalObjectStore(_NamedStore):
         except ObjectNotFoundError:
             return None
         return ObjectInfo(name=name, sha256=sha256_hex(data), byte_size=len(data))
+
+    def delete(self, name: str) -> bool:
+        path = self.path(name)
+        try:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            finally:
+                path.with_name(path.name + SIDECAR_SUFFIX).unlink(missing_ok=True)
+        except OSError as error:
+            raise _local_error(f"cannot delete object {name!r}", error) from error
+        return True
 
     def read(self, name: str) -> bytes:
         try:
@@ -489,6 +506,17 @@ class GCSObjectStore(_NamedStore):
             sha256=(blob.metadata or {}).get(SHA256_METADATA_KEY),
             byte_size=int(blob.size or 0),
         )
+
+    def delete(self, name: str) -> bool:
+        blob = self._bucket.blob(validate_object_name(name))
+        try:
+            # Deleting is idempotent (a retried delete that landed gets 404 = gone).
+            blob.delete(timeout=self._timeout, retry=self._retry)
+        except NotFound:
+            return False
+        except _GCS_ERRORS as error:
+            raise _gcs_error(f"cannot delete {self.uri(name)}", error) from error
+        return True
 
     def read(self, name: str) -> bytes:
         blob = self._bucket.blob(validate_object_name(name))

@@ -6,47 +6,19 @@ what a storage fault for one artist must not do (stop or corrupt the others).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from google.cloud import storage
 
-from podpod_scraping.core.fetching import Fetcher, FetchPolicy
 from podpod_scraping.core.images import ImagePolicy, normalize_image
 from podpod_scraping.core.refresh import ArtistReport, ArtistStatus, refresh_artists
 from podpod_scraping.core.scraper import ArtistImageScraper
-from podpod_scraping.core.sources import SourceConfig
 from podpod_scraping.demo.site import FixtureServer
 from podpod_scraping.storage.catalog.repository import CatalogRepository, insert_artists
 from podpod_scraping.storage.images import CatalogImageStore
-from podpod_scraping.storage.objects import GCSObjectStore
 from podpod_scraping_tests.defs.conftest import make_jpeg
 
 POLICY = ImagePolicy()
-
-
-@pytest.fixture
-def store(catalog: CatalogRepository, gcs_bucket: storage.Bucket) -> CatalogImageStore:
-    return CatalogImageStore(
-        GCSObjectStore(str(gcs_bucket.name), client=gcs_bucket.client), catalog
-    )
-
-
-@pytest.fixture
-def scraper(fixture_server: FixtureServer) -> Iterator[ArtistImageScraper]:
-    source = SourceConfig(
-        name="site",
-        page_url=f"{fixture_server.base_url}/artists/{{id}}",
-        selector="img.artist-image",
-    )
-    policy = FetchPolicy(
-        allowed_private_hosts=frozenset({f"127.0.0.1:{fixture_server.port}"}),
-        per_host_min_interval=0.0,
-        max_attempts=1,
-    )
-    with Fetcher(policy) as fetcher:
-        yield ArtistImageScraper([source], fetcher, POLICY)
 
 
 def _serve(site: FixtureServer, artist_id: int, image: bytes | None) -> None:

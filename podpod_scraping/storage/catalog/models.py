@@ -1,8 +1,9 @@
-"""SQLAlchemy models of the catalog: the main API's ``artists`` and the two tables we own.
+"""SQLAlchemy models of the catalog: the main API's ``artists`` and the tables we own.
 
 Two metadata collections on purpose:
 
-- :class:`Base` holds ``artist_images`` and ``artist_scrape_state``: this service owns
+- :class:`Base` holds ``artist_images``, ``artist_scrape_state`` and
+  ``artist_identities``: this service owns
   them and creates them with its Alembic migrations.
 - :class:`ExternalBase` holds ``artists``: the main API owns it. We only read it, so our
   migrations never create or alter it in production; the demo and tests create it with
@@ -98,7 +99,11 @@ class ArtistImageRow(Base):
     """Every image ever published for an artist; ``is_current`` marks the one served.
 
     ``(artist_id, sha256)`` is unique so a rerun that finds the same image reuses its row,
-    and a partial unique index allows at most one current row per artist.
+    and a partial unique index allows at most one current row per artist. Provenance
+    (source, page and image URL, the identity it came through, licence and attribution)
+    is what the main API prints as the credit line. A taken-down row keeps its history
+    (``taken_down_at``, ``takedown_reason``); it is never current again and its image
+    URL is never fetched again for that artist.
     """
 
     __tablename__ = "artist_images"
@@ -129,6 +134,12 @@ class ArtistImageRow(Base):
     object_missing: Mapped[bool] = mapped_column(
         sa.Boolean, nullable=False, server_default=sa.false()
     )
+    license_url: Mapped[str | None] = mapped_column(sa.Text)
+    attribution_required: Mapped[bool | None] = mapped_column(sa.Boolean)
+    identity_namespace: Mapped[str | None] = mapped_column(sa.Text)
+    identity_id: Mapped[str | None] = mapped_column(sa.Text)
+    taken_down_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    takedown_reason: Mapped[str | None] = mapped_column(sa.Text)
 
     __table_args__ = (
         sa.UniqueConstraint("artist_id", "sha256"),
@@ -166,3 +177,31 @@ class ArtistScrapeStateRow(Base):
     last_batch_id: Mapped[str | None] = mapped_column(sa.Text)
 
     __table_args__ = (sa.Index("ix_artist_scrape_state_next_attempt_at", "next_attempt_at"),)
+
+
+class ArtistIdentityRow(Base):
+    """Each artist's id on an external namespace, how it was obtained, and the evidence.
+
+    One row per ``(artist_id, namespace)``: ``method`` is ``pinned`` (a person; always
+    wins), ``catalog`` (a configured column of ``artists``) or ``matched`` (a strict name
+    match, re-verified after ``identity.reverify_after_days``).
+    """
+
+    __tablename__ = "artist_identities"
+
+    id: Mapped[int] = mapped_column(BigId, sa.Identity(), primary_key=True)
+    artist_id: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    namespace: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    external_id: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    method: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    matched_name: Mapped[str | None] = mapped_column(sa.Text)
+    score: Mapped[float | None] = mapped_column(sa.Float)
+    disambiguation: Mapped[str | None] = mapped_column(sa.Text)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (
+        sa.UniqueConstraint("artist_id", "namespace"),
+        sa.CheckConstraint("method IN ('pinned', 'catalog', 'matched')", name="method"),
+        sa.Index("ix_artist_identities_namespace_external_id", "namespace", "external_id"),
+    )

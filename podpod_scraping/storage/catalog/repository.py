@@ -24,11 +24,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from podpod_scraping.core.backoff import BackoffPolicy
+from podpod_scraping.core.config import CatalogColumns
+from podpod_scraping.core.identity import Identity, IdentityMethod
 from podpod_scraping.core.outcomes import Artist, Outcome
+from podpod_scraping.storage.catalog.dialect import dialect_insert
+from podpod_scraping.storage.catalog.identities import IdentityRepository
 from podpod_scraping.storage.catalog.models import (
     ArtistImageRow,
     ArtistRow,
@@ -104,7 +107,7 @@ def insert_artists(engine: Engine, artists: Iterable[tuple[int | str, str]]) -> 
     if not rows:
         return
     with engine.begin() as connection:
-        statement = _insert(connection, ArtistRow)
+        statement = dialect_insert(connection, ArtistRow)
         connection.execute(
             statement.on_conflict_do_update(
                 index_elements=[ArtistRow.id],
@@ -139,6 +142,10 @@ class ImageRecord:
     source_content_type: str | None = None
     source_byte_size: int | None = None
     preview: bytes | None = None
+    license_url: str | None = None
+    attribution_required: bool | None = None
+    identity_namespace: str | None = None
+    identity_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,51 @@ class CurrentImage:
     source_content_type: str | None = None
     source_byte_size: int | None = None
     preview: bytes | None = None
+    license_url: str | None = None
+    attribution_required: bool | None = None
+    identity_namespace: str | None = None
+    identity_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CatalogArtist:
+    """An artist with what the catalog's configured columns say: aliases and ids."""
+
+    artist: Artist
+    identities: dict[str, str]  # namespace -> external id, from identity columns
+
+
+def _names(value: Any) -> list[str]:
+    """An alias column's value as names: a text, or a list (Postgres array, JSON)."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(item) for item in value if item is not None]
+    return [str(value)]
+
+
+@dataclass(frozen=True)
+class Takedowns:
+    """What was taken down for one artist: never fetched (URLs) or shown (hashes) again."""
+
+    image_urls: frozenset[str]
+    sha256s: frozenset[str]  # published and original hashes
+
+
+@dataclass(frozen=True)
+class TakenDownImage:
+    image: CurrentImage  # the row (no longer current)
+    newly: bool  # False when an earlier takedown already covered it
+
+
+@dataclass(frozen=True)
+class TakedownRecord:
+    """What :meth:`CatalogRepository.take_down` changed."""
+
+    artist_id: str
+    images: tuple[TakenDownImage, ...]
+    current: CurrentImage | None  # the artist's current image afterwards
+    switched: bool  # the current image was taken down (replaced by ``current``, or none)
 
 
 @dataclass(frozen=True)
@@ -224,18 +276,6 @@ def _chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
         yield values[start : start + size]
 
 
-def _insert(connection: Connection, table: Any) -> Any:
-    """The dialect's INSERT with ``on_conflict_do_update`` / ``on_conflict_do_nothing``."""
-    name = connection.dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(
-        f"catalog upserts are implemented for postgresql and sqlite, not {name}"
-    )
-
-
 def _later(column: Any, value: datetime) -> Any:
     """``column`` moved forward to ``value``, never backwards (portable GREATEST)."""
     bound = sa.literal(value, type_=column.type)
@@ -269,6 +309,10 @@ _IMAGE_COLUMNS = (
     ArtistImageRow.source_content_type,
     ArtistImageRow.source_byte_size,
     ArtistImageRow.preview,
+    ArtistImageRow.license_url,
+    ArtistImageRow.attribution_required,
+    ArtistImageRow.identity_namespace,
+    ArtistImageRow.identity_id,
 )
 
 _STATE_COLUMNS = (
@@ -286,8 +330,31 @@ _STATE_COLUMNS = (
 )
 
 
+def _newer_provenance(record: ImageRecord) -> dict[str, Any]:
+    """Provenance columns set to the record's values where it has them."""
+    columns = {
+        "license": record.license,
+        "attribution": record.attribution,
+        "license_url": record.license_url,
+        "attribution_required": record.attribution_required,
+        "identity_namespace": record.identity_namespace,
+        "identity_id": record.identity_id,
+    }
+    return {
+        name: sa.func.coalesce(
+            sa.literal(value, type_=getattr(ArtistImageRow, name).type),
+            getattr(ArtistImageRow, name),
+        )
+        for name, value in columns.items()
+    }
+
+
+_IMAGE_FIELDS = tuple(column.key for column in _IMAGE_COLUMNS)
+
+
 def _current_image(row: AnyRow) -> CurrentImage:
-    values = dict(row._mapping)
+    """An image row (its image columns; a wider select's other columns are ignored)."""
+    values = {name: row._mapping[name] for name in _IMAGE_FIELDS}
     values["artist_id"] = str(values["artist_id"])
     return CurrentImage(**values)
 
@@ -305,6 +372,8 @@ class CatalogRepository:
     def __init__(self, engine: Engine, *, backoff: BackoffPolicy = BackoffPolicy()) -> None:  # noqa: B008 — frozen, immutable default
         self.engine = engine
         self.backoff = backoff
+        self.identity_rows = IdentityRepository(engine)
+        self._artist_columns: frozenset[str] | None = None
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -326,6 +395,76 @@ class CatalogRepository:
             lambda chunk: sa.select(ArtistRow.id, ArtistRow.name).where(ArtistRow.id.in_(chunk)),
         )
         return {str(row.id): Artist(id=str(row.id), name=row.name) for row in rows}
+
+    def artist_column_names(self) -> frozenset[str]:
+        """The columns the main API's ``artists`` table has (read once per repository)."""
+        if self._artist_columns is None:
+            columns = sa.inspect(self.engine).get_columns(ArtistRow.__tablename__)
+            self._artist_columns = frozenset(str(column["name"]) for column in columns)
+        return self._artist_columns
+
+    def catalog_artists(
+        self, ids: Collection[str], columns: CatalogColumns
+    ) -> dict[str, CatalogArtist]:
+        """The catalog artists among ``ids`` with their aliases and catalog identities.
+
+        Configured columns the table lacks are skipped (the main API may add them later;
+        ``config check`` names them). An alias column may hold one name or a list.
+        """
+        present = self.artist_column_names()
+        alias_columns = [name for name in columns.alias_columns if name in present]
+        id_columns = {ns: name for ns, name in columns.identity_columns.items() if name in present}
+        artists = sa.table(
+            ArtistRow.__tablename__,
+            *(sa.column(name) for name in {"id", "name", *alias_columns, *id_columns.values()}),
+        )
+        wanted = [artists.c[name] for name in dict.fromkeys(["id", "name", *alias_columns])]
+        wanted += [artists.c[name].label(f"identity:{ns}") for ns, name in id_columns.items()]
+        rows = self._read_by_ids(
+            ids, lambda chunk: sa.select(*wanted).where(artists.c.id.in_(chunk))
+        )
+        found: dict[str, CatalogArtist] = {}
+        for row in rows:
+            values = row._mapping
+            aliases = [alias for name in alias_columns for alias in _names(values[name])]
+            identities = {
+                ns: str(values[f"identity:{ns}"]).strip()
+                for ns in id_columns
+                if values[f"identity:{ns}"] is not None and str(values[f"identity:{ns}"]).strip()
+            }
+            key = str(values["id"])
+            found[key] = CatalogArtist(
+                Artist(id=key, name=values["name"], aliases=tuple(aliases)), identities
+            )
+        return found
+
+    def identities(self, ids: Collection[str]) -> dict[str, list[Identity]]:
+        """Every stored identity of the given artists (pinned, catalog and matched)."""
+        stored = self.identity_rows.read(_db_ids(ids))
+        return {str(key): value for key, value in stored.items()}
+
+    def record_identities(
+        self, artist_id: str, identities: Iterable[Identity], *, at: datetime
+    ) -> None:
+        """Store identities an attempt resolved; never over a more trusted one."""
+        self.identity_rows.record(_require_db_id(artist_id), identities, at=_aware(at, "at"))
+
+    def pin_identity(
+        self, artist_id: str, namespace: str, external_id: str, *, at: datetime, by: str | None
+    ) -> Identity:
+        """A person says who the artist is on ``namespace``: wins over any match."""
+        identity = Identity(
+            namespace=namespace,
+            external_id=external_id,
+            method=IdentityMethod.PINNED,
+            evidence={"pinned_by": by} if by else {},
+            resolved_at=_aware(at, "at"),
+        )
+        self.identity_rows.record(_require_db_id(artist_id), [identity], at=at)
+        return identity
+
+    def unpin_identity(self, artist_id: str, namespace: str) -> bool:
+        return self.identity_rows.unpin(_require_db_id(artist_id), namespace)
 
     def all_artist_ids(self) -> list[str]:
         with self.engine.connect() as connection:
@@ -396,7 +535,7 @@ class CatalogRepository:
         the ``WHERE`` refuses the update). Returns False when the attempt is superseded.
         """
         state = ArtistScrapeStateRow
-        statement = _insert(connection, state).values(values)
+        statement = dialect_insert(connection, state).values(values)
         applied = connection.execute(
             statement.on_conflict_do_update(
                 index_elements=[state.artist_id],
@@ -413,6 +552,7 @@ class CatalogRepository:
         attempted_at: datetime,
         reason: str | None = None,
         batch_id: str | None = None,
+        identities: Sequence[Identity] = (),
     ) -> RecordOutcome:
         """Record a published image as the artist's only current one, in one transaction.
 
@@ -423,6 +563,7 @@ class CatalogRepository:
         artist_id = _require_db_id(record.artist_id)
         attempted_at = _aware(attempted_at, "attempted_at")
         with self.engine.begin() as connection:
+            self.identity_rows.record(artist_id, identities, at=attempted_at, connection=connection)
             newest = self._upsert_state(
                 connection,
                 {
@@ -441,7 +582,7 @@ class CatalogRepository:
                 },
             )
             inserted = connection.execute(
-                _insert(connection, ArtistImageRow)
+                dialect_insert(connection, ArtistImageRow)
                 .values(
                     artist_id=artist_id,
                     object_name=record.object_name,
@@ -466,6 +607,10 @@ class CatalogRepository:
                     preview=record.preview,
                     object_checked_at=datetime.now(UTC),  # it was just written (or found)
                     object_missing=False,
+                    license_url=record.license_url,
+                    attribution_required=record.attribution_required,
+                    identity_namespace=record.identity_namespace,
+                    identity_id=record.identity_id,
                 )
                 .on_conflict_do_nothing(
                     index_elements=[ArtistImageRow.artist_id, ArtistImageRow.sha256]
@@ -474,7 +619,7 @@ class CatalogRepository:
             ).scalar_one_or_none()
             created = inserted is not None
             if inserted is None:
-                image_id = connection.execute(
+                existing = connection.execute(
                     sa.update(ArtistImageRow)
                     .where(
                         ArtistImageRow.artist_id == artist_id,
@@ -494,9 +639,15 @@ class CatalogRepository:
                         preview=sa.func.coalesce(ArtistImageRow.preview, record.preview),
                         object_checked_at=datetime.now(UTC),  # republished: it is there now
                         object_missing=False,
+                        # The newest knowledge of the same bytes' provenance wins.
+                        **_newer_provenance(record),
                     )
-                    .returning(ArtistImageRow.id)
-                ).scalar_one()
+                    .returning(ArtistImageRow.id, ArtistImageRow.taken_down_at)
+                ).one()
+                image_id, taken_down_at = existing
+                if taken_down_at is not None:
+                    # A taken-down image is never current again, whoever finds it.
+                    return RecordOutcome(image_id=image_id, created=False, switched=False)
             else:
                 image_id = inserted
             if not newest:
@@ -530,6 +681,7 @@ class CatalogRepository:
         attempted_at: datetime,
         reason: str,
         batch_id: str | None = None,
+        identities: Sequence[Identity] = (),
     ) -> bool:
         """A successful check that found nothing new (e.g. HTTP 304): the image is current.
 
@@ -540,6 +692,7 @@ class CatalogRepository:
         db_id = _require_db_id(artist_id)
         attempted_at = _aware(attempted_at, "attempted_at")
         with self.engine.begin() as connection:
+            self.identity_rows.record(db_id, identities, at=attempted_at, connection=connection)
             newest = self._upsert_state(
                 connection,
                 {
@@ -570,6 +723,7 @@ class CatalogRepository:
         *,
         attempted_at: datetime,
         batch_id: str | None = None,
+        identities: Sequence[Identity] = (),
     ) -> ScrapeState | None:
         """Record a failed attempt and schedule the next one; images are never touched.
 
@@ -581,7 +735,8 @@ class CatalogRepository:
         attempted_at = _aware(attempted_at, "attempted_at")
         state = ArtistScrapeStateRow
         with self.engine.begin() as connection:
-            statement = _insert(connection, state).values(
+            self.identity_rows.record(db_id, identities, at=attempted_at, connection=connection)
+            statement = dialect_insert(connection, state).values(
                 artist_id=db_id,
                 last_attempt_at=attempted_at,
                 last_outcome=outcome.value,
@@ -611,6 +766,123 @@ class CatalogRepository:
                 .returning(*_STATE_COLUMNS)
             ).one()
         return _scrape_state(row)
+
+    # -- takedowns -----------------------------------------------------------------------
+
+    def takedowns(self, ids: Collection[str]) -> dict[str, Takedowns]:
+        """Per artist, the image URLs and hashes taken down: never fetched or shown again."""
+        rows = self._read_by_ids(
+            ids,
+            lambda chunk: sa.select(
+                ArtistImageRow.artist_id,
+                ArtistImageRow.source_image_url,
+                ArtistImageRow.sha256,
+                ArtistImageRow.source_sha256,
+            ).where(ArtistImageRow.artist_id.in_(chunk), ArtistImageRow.taken_down_at.is_not(None)),
+        )
+        urls: dict[str, set[str]] = {}
+        hashes: dict[str, set[str]] = {}
+        for row in rows:
+            key = str(row.artist_id)
+            urls.setdefault(key, set()).add(row.source_image_url)
+            hashes.setdefault(key, set()).update(h for h in (row.sha256, row.source_sha256) if h)
+        return {key: Takedowns(frozenset(urls[key]), frozenset(hashes[key])) for key in urls}
+
+    def take_down(
+        self,
+        artist_id: str,
+        *,
+        reason: str,
+        at: datetime,
+        sha256: str | None = None,
+        every: bool = False,
+    ) -> TakedownRecord:
+        """Mark images taken down (never deleted rows) and switch the current image.
+
+        Which: the image ``sha256`` (published or original hash), every image of the
+        artist (``every``), or else the current one (or, when there is none, the images
+        already taken down: a repeated takedown); with each, every other row made
+        from the same original. If the current image is among them, the newest other
+        image that is not taken down (and not found missing) becomes current, or none.
+        Idempotent: rows already taken down keep their first reason and time.
+        Raises LookupError when no image matches.
+        """
+        db_id = _require_db_id(artist_id)
+        at = _aware(at, "at")
+        if not reason.strip():
+            raise ValueError("a takedown needs a reason")
+        image = ArtistImageRow
+        with self.engine.begin() as connection:
+            # The artist's state row lock serialises us with a run recording this artist.
+            connection.execute(
+                sa.select(ArtistScrapeStateRow.artist_id)
+                .where(ArtistScrapeStateRow.artist_id == db_id)
+                .with_for_update()
+            ).all()
+            rows = connection.execute(
+                sa.select(*_IMAGE_COLUMNS, image.is_current, image.taken_down_at).where(
+                    image.artist_id == db_id
+                )
+            ).all()
+            if every:
+                seeds = rows
+            elif sha256 is not None:
+                seeds = [r for r in rows if sha256 in (r.sha256, r.source_sha256)]
+            else:
+                # The current image; once it is gone, a rerun covers what was taken down
+                # (so repeating a takedown re-deletes any object a failure left behind).
+                seeds = [r for r in rows if r.is_current] or [
+                    r for r in rows if r.taken_down_at is not None
+                ]
+            if not seeds:
+                what = "images" if every else (f"image {sha256}" if sha256 else "current image")
+                raise LookupError(f"artist {artist_id} has no {what} to take down")
+            originals = {r.source_sha256 for r in seeds if r.source_sha256}
+            seed_ids = {r.id for r in seeds}
+            targets = [r for r in rows if r.id in seed_ids or r.source_sha256 in originals]
+            newly = [r.id for r in targets if r.taken_down_at is None]
+            if newly:
+                connection.execute(
+                    sa.update(image)
+                    .where(image.id.in_(newly))
+                    .values(taken_down_at=at, takedown_reason=reason.strip(), is_current=False)
+                )
+            target_ids = {r.id for r in targets}
+            blocked_urls = {r.source_image_url for r in rows if r.id in target_ids}
+            blocked_urls |= {r.source_image_url for r in rows if r.taken_down_at is not None}
+            was_current = any(r.is_current for r in targets)
+            current: CurrentImage | None = None
+            if was_current:
+                eligible = [
+                    r
+                    for r in rows
+                    if r.id not in target_ids
+                    and r.taken_down_at is None
+                    and r.source_image_url not in blocked_urls
+                ]
+                missing = set(
+                    connection.execute(
+                        sa.select(image.id).where(image.artist_id == db_id, image.object_missing)
+                    ).scalars()
+                )
+                eligible = [r for r in eligible if r.id not in missing]
+                if eligible:
+                    chosen = max(eligible, key=lambda r: (r.scraped_at, r.id))
+                    connection.execute(
+                        sa.update(image).where(image.id == chosen.id).values(is_current=True)
+                    )
+                    current = _current_image(chosen)
+            else:
+                current_row = next((r for r in rows if r.is_current), None)
+                current = _current_image(current_row) if current_row else None
+        return TakedownRecord(
+            artist_id=artist_id,
+            images=tuple(
+                TakenDownImage(image=_current_image(r), newly=r.id in newly) for r in targets
+            ),
+            current=current,
+            switched=was_current,
+        )
 
     # -- selections and reports ----------------------------------------------------------
 
