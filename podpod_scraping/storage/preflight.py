@@ -26,7 +26,12 @@ from google.cloud import storage
 from protego import Protego
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from podpod_scraping.core.config import CONFIG_ENV, ScraperConfig, load_scraper_config
+from podpod_scraping.core.config import (
+    CONFIG_ENV,
+    CatalogColumns,
+    ScraperConfig,
+    load_scraper_config,
+)
 from podpod_scraping.core.fetching import Fetcher, FetchError, FetchPolicy
 from podpod_scraping.core.outcomes import Artist, Outcome, sha256_hex
 from podpod_scraping.storage.catalog.migrate import URL_ENV, VERSION_TABLE, alembic_config
@@ -67,8 +72,11 @@ def check_config(path: str | None) -> tuple[Check, ScraperConfig | None]:
     return Check("config", True, f"{path}: {len(config.sources)} source(s) ({names})"), config
 
 
-def check_catalog(url: str | None, *, timeout: float = TIMEOUT) -> list[Check]:
-    """Reachable, migrated to head, and the main API's ``artists`` has the columns we read."""
+def check_catalog(
+    url: str | None, *, timeout: float = TIMEOUT, columns: CatalogColumns | None = None
+) -> list[Check]:
+    """Reachable, migrated to head, and the main API's ``artists`` has the columns we read
+    (and which of the configured alias and id columns it has)."""
     if not url:
         return [Check("catalog", False, f"no URL: pass --catalog-url or set {URL_ENV}")]
     try:
@@ -79,11 +87,14 @@ def check_catalog(url: str | None, *, timeout: float = TIMEOUT) -> list[Check]:
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
-            return [
+            checks = [
                 Check("catalog", True, f"{shown} answers"),
                 _migrations(connection),
                 _artists_table(connection),
             ]
+            if columns is not None and (columns.alias_columns or columns.identity_columns):
+                checks.append(_configured_columns(connection, columns))
+            return checks
     except SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         return [
@@ -161,6 +172,26 @@ def _artists_table(connection: sa.Connection) -> Check:
             f"{URL_ENV} at a database that has it",
         )
     return Check("catalog artists", True, f"table 'artists' has {', '.join(ARTIST_COLUMNS)}")
+
+
+def _configured_columns(connection: sa.Connection, columns: CatalogColumns) -> Check:
+    """Absent alias/id columns are fine (ignored), but a person should know which."""
+    inspector = sa.inspect(connection)
+    if not inspector.has_table("artists"):
+        return Check("catalog columns", True, "no table 'artists' yet: nothing to read")
+    present = {column["name"] for column in inspector.get_columns("artists")}
+    wanted = {f"catalog.alias_columns: {name}": name for name in columns.alias_columns} | {
+        f"catalog.identity_columns.{namespace}: {name}": name
+        for namespace, name in columns.identity_columns.items()
+    }
+    absent = [key for key, name in wanted.items() if name not in present]
+    if absent:
+        return Check(
+            "catalog columns",
+            True,
+            f"artists has no column for {'; '.join(absent)}: ignored until the main API adds it",
+        )
+    return Check("catalog columns", True, f"artists has {', '.join(sorted(set(wanted.values())))}")
 
 
 def check_object_store(url: str | None, *, timeout: float = TIMEOUT) -> Check:
@@ -310,7 +341,8 @@ def run_checks(
 
     config_check, config = check_config(config_path)
     add(config_check)
-    for check in check_catalog(catalog_url, timeout=timeout):
+    columns = config.catalog if config is not None else None
+    for check in check_catalog(catalog_url, timeout=timeout, columns=columns):
         add(check)
     add(check_object_store(object_store_url, timeout=timeout))
     if config is not None:
