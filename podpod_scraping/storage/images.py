@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import exc as sa_exc
 
 from podpod_scraping.core.formats import format_for_content_type
-from podpod_scraping.core.naming import image_object_name
+from podpod_scraping.core.naming import image_object_name, variant_object_name
 from podpod_scraping.core.outcomes import ScrapedImage, ScrapeResult
 from podpod_scraping.core.refresh import (
     ArtistStatus,
@@ -30,9 +30,15 @@ from podpod_scraping.core.refresh import (
     StoreError,
 )
 from podpod_scraping.core.scraper import KnownImage
+from podpod_scraping.core.variants import VariantSet
 from podpod_scraping.storage.catalog import repository as catalog
 from podpod_scraping.storage.catalog.errors import is_permanent_catalog_error
-from podpod_scraping.storage.catalog.repository import CatalogRepository, ImageRecord
+from podpod_scraping.storage.catalog.repository import (
+    CatalogRepository,
+    ImageRecord,
+    VariantRecord,
+    VariantSetRecord,
+)
 from podpod_scraping.storage.objects import ObjectConflictError, ObjectStore, ObjectStoreError
 
 SOURCE_PREFIX = "sources"
@@ -65,10 +71,16 @@ def current_image(image: catalog.CurrentImage) -> CurrentImage:
         source_sha256=image.source_sha256,
         preview_jpeg=image.preview,
         object_name=image.object_name,
+        variant_set=image.variant_set,
+        variant_count=image.variant_count,
+        avatar_method=image.avatar_method,
+        dominant_color=image.dominant_color,
+        avatar_preview=image.avatar_preview,
     )
 
 
 def _current_from_record(record: ImageRecord) -> CurrentImage:
+    found = record.variants
     return CurrentImage(
         sha256=record.sha256,
         object_uri=record.object_uri,
@@ -84,6 +96,11 @@ def _current_from_record(record: ImageRecord) -> CurrentImage:
         source_sha256=record.source_sha256,
         preview_jpeg=record.preview,
         object_name=record.object_name,
+        variant_set=found.variant_set if found else None,
+        variant_count=len(found.variants) if found else 0,
+        avatar_method=found.avatar_method if found else None,
+        dominant_color=found.dominant_color if found else None,
+        avatar_preview=found.avatar_preview if found else None,
     )
 
 
@@ -217,6 +234,11 @@ class CatalogImageStore:
                     "source_sha256": scraped.sha256,
                 },
             )
+            variants = (
+                self._put_variants(artist_id, image.sha256, publication.variants)
+                if publication.variants is not None
+                else None
+            )
         attempted_at = publication.result.attempted_at
         record = ImageRecord(
             artist_id=artist_id,
@@ -240,6 +262,7 @@ class CatalogImageStore:
             source_content_type=scraped.content_type,
             source_byte_size=scraped.byte_size,
             preview=publication.preview_jpeg,
+            variants=variants,
         )
         with store_errors(f"recording the image of artist {artist_id}"):
             outcome = self._repository.record_image(
@@ -250,7 +273,48 @@ class CatalogImageStore:
             )
             if outcome.superseded:
                 return self._superseded(artist_id)
+            if variants is None:  # the row keeps the set it has: report it as stored
+                row = self._repository.current_images([artist_id]).get(artist_id)
+                if row is not None and row.sha256 == image.sha256:
+                    return Recorded(current=current_image(row), switched=outcome.switched)
         return Recorded(current=_current_from_record(record), switched=outcome.switched)
+
+    def _put_variants(self, artist_id: str, sha256: str, found: VariantSet) -> VariantSetRecord:
+        """Write every variant object once (before any row names it); the set's record."""
+        records: list[VariantRecord] = []
+        for variant in found.variants:
+            name = variant_object_name(artist_id, sha256, found.fingerprint, variant.file_name)
+            stored = self._objects.put_immutable(
+                name,
+                variant.data,
+                content_type=variant.content_type,
+                cache_control=PUBLISHED_CACHE_CONTROL,
+                metadata={"artist_id": artist_id, "image_sha256": sha256, "kind": variant.kind},
+            )
+            records.append(
+                VariantRecord(
+                    kind=variant.kind.value,
+                    format=variant.format,
+                    width=variant.width,
+                    height=variant.height,
+                    object_name=stored.name,
+                    public_url=stored.public_url,
+                    content_type=variant.content_type,
+                    byte_size=variant.byte_size,
+                    sha256=variant.sha256,
+                )
+            )
+        placeholders = found.placeholders
+        return VariantSetRecord(
+            variant_set=found.fingerprint,
+            variants=tuple(records),
+            blurhash=placeholders.blurhash,
+            thumbhash=placeholders.thumbhash,
+            dominant_color=placeholders.dominant_color,
+            aspect_ratio=placeholders.aspect_ratio,
+            avatar_method=found.avatar_method.value if found.avatar_method else None,
+            avatar_preview=found.avatar_preview,
+        )
 
     def record_unchanged(
         self, task: ArtistTask, result: ScrapeResult, *, batch_id: str

@@ -563,6 +563,7 @@ def test_coverage_counts_failure_outcomes_and_kept_images(scenario: Scenario) ->
         # every hostile case kept its good image; the good artist has a new one
         "current image": GOOD_ARTIST,
         "object missing": 0,
+        "variants missing": 0,
         "stale": 0,
         "never attempted": 0,
         "never found": 0,

@@ -12,7 +12,12 @@ from podpod_scraping.storage.catalog import migrate
 from podpod_scraping.storage.catalog.repository import create_artists_table, make_engine
 from podpod_scraping_tests.fixtures.postgres import PostgresServer
 
-OWN_TABLES = {"artist_images", "artist_scrape_state", migrate.VERSION_TABLE}
+OWN_TABLES = {
+    "artist_images",
+    "artist_image_variants",
+    "artist_scrape_state",
+    migrate.VERSION_TABLE,
+}
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -50,7 +55,7 @@ def test_upgrade_twice_is_idempotent(empty_url: str) -> None:
     migrate.upgrade(empty_url)
 
     assert _tables(empty_url) == OWN_TABLES
-    assert _revisions(empty_url) == ["0003"]
+    assert _revisions(empty_url) == ["0004"]
 
 
 def test_migrations_never_create_the_main_apis_artists_table(empty_url: str) -> None:
@@ -74,7 +79,7 @@ def test_migrations_leave_the_main_apis_alembic_history_alone(empty_url: str) ->
         main_api = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
     engine.dispose()
     assert main_api == [("main_api_42",)]
-    assert _revisions(empty_url) == ["0003"]
+    assert _revisions(empty_url) == ["0004"]
 
 
 def test_migrated_schema_has_the_one_current_image_index(empty_url: str) -> None:
@@ -99,7 +104,7 @@ def test_cli_upgrade_reads_the_url_from_the_environment(
 
     assert migrate.main(["upgrade"]) == 0
 
-    assert _revisions(url) == ["0003"]
+    assert _revisions(url) == ["0004"]
 
 
 def test_cli_upgrade_without_any_url_fails_clearly(
