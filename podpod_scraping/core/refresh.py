@@ -36,7 +36,12 @@ from podpod_scraping.core.images import (
 )
 from podpod_scraping.core.outcomes import Artist, Outcome, ScrapedImage, ScrapeError, ScrapeResult
 from podpod_scraping.core.scraper import ArtistImageScraper, KnownImage
-from podpod_scraping.core.variants import VariantError, VariantSet, render_variants
+from podpod_scraping.core.variants import (
+    VariantError,
+    VariantSet,
+    published_fallback,
+    render_variants,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -517,7 +522,7 @@ class _Worker:
             decoded: DecodedImage = scraped.decoded or decode_image(scraped.data, self._images)
             normalized = normalize_decoded(decoded, self._images)
             preview = preview_jpeg(decoded.image)
-            variants = self._variants(task, decoded, normalized.sha256)
+            variants = self._variants(task, decoded, normalized)
         except (ScrapeError, VariantError) as error:  # the artist's failure, not storage's
             outcome, reason = (
                 (error.outcome, error.reason)
@@ -538,17 +543,28 @@ class _Worker:
         recorded = self._store.publish(publication, batch_id=self._batch_id)
         return self._report(task, result, ArtistStatus.SUCCEEDED, recorded, original=original)
 
-    def _variants(self, task: ArtistTask, decoded: DecodedImage, sha256: str) -> VariantSet | None:
+    def _variants(
+        self, task: ArtistTask, decoded: DecodedImage, image: NormalizedImage
+    ) -> VariantSet | None:
         """The set to publish with the image: None when off, or already recorded for it."""
         policy = self._images.variants
         current = task.current
         if policy.fingerprint is None:
             return None
-        same = current is not None and current.sha256 == sha256
+        same = current is not None and current.sha256 == image.sha256
         if same and current is not None and not current.lacks_variants(policy.fingerprint):
             return None  # a rerun found the same image: its set is there
         info = decoded.info
-        return render_variants(decoded.variant_source, policy, width=info.width, height=info.height)
+        fallback = None
+        if image.content_type == "image/jpeg":  # the published image is the JPEG fallback
+            fallback = published_fallback(image.data, image.width, image.height)
+        return render_variants(
+            decoded.variant_source,
+            policy,
+            width=info.width,
+            height=info.height,
+            fallback=fallback,
+        )
 
     @staticmethod
     def _report(

@@ -14,6 +14,7 @@ rerun writes the same content-addressed objects (no-ops). Any encoding failure r
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import threading
@@ -126,6 +127,7 @@ class Variant:
     data: bytes
     content_type: str
     extension: str
+    published: bool = False  # the published image itself (no object of its own)
 
     @property
     def byte_size(self) -> int:
@@ -169,12 +171,20 @@ class VariantSet:
 
 
 def render_variants(
-    image: Image.Image, policy: VariantPolicy, *, width: int, height: int
+    image: Image.Image,
+    policy: VariantPolicy,
+    *,
+    width: int,
+    height: int,
+    fallback: Variant | None = None,
 ) -> VariantSet:
     """Render the full set from ``image`` (oriented sRGB, RGB or RGBA); raise VariantError.
 
     ``width`` x ``height`` is the original's size after orientation (``image`` may be a
-    draft-decoded copy of it): the placeholders report it.
+    draft-decoded copy of it): the placeholders report it. ``fallback``, when given, is
+    the JPEG already published (:func:`published_fallback`): it serves as the set's JPEG
+    fallback instead of a second one. The avatar of a square image is its full variants
+    (same bytes, encoded once).
     """
     fingerprint = policy.fingerprint
     if fingerprint is None:
@@ -184,15 +194,19 @@ def render_variants(
         scaled = _cascade(image, policy.widths)
         for picture in scaled:
             variants.extend(_encode_all(picture, VariantKind.FULL, policy))
+        full = list(variants)
         if policy.jpeg_fallback:
-            variants.append(_encode(scaled[-1], VariantKind.FALLBACK, "jpeg", policy))
+            variants.append(fallback or _encode(scaled[-1], VariantKind.FALLBACK, "jpeg", policy))
         method: AvatarMethod | None = None
         preview: bytes | None = None
         if policy.avatar:
             square, method = avatar_crop(image, faces=policy.face_detection)
-            squares = _cascade(square, policy.widths)
-            for picture in squares:
-                variants.extend(_encode_all(picture, VariantKind.AVATAR, policy))
+            squares = scaled if square is image else _cascade(square, policy.widths)
+            if square is image:  # already square: the full variants are the avatar
+                variants.extend(dataclasses.replace(v, kind=VariantKind.AVATAR) for v in full)
+            else:
+                for picture in squares:
+                    variants.extend(_encode_all(picture, VariantKind.AVATAR, policy))
             preview = _jpeg(flatten_on_white(_scale_to_width(squares[0], _AVATAR_PREVIEW_SIDE)), 70)
         placeholders = make_placeholders(image, width=width, height=height)
     except VariantError:
@@ -202,6 +216,21 @@ def render_variants(
     except Exception as error:
         raise VariantError(f"{type(error).__name__}: {error}") from error
     return VariantSet(fingerprint, tuple(variants), placeholders, method, preview)
+
+
+def published_fallback(data: bytes, width: int, height: int) -> Variant:
+    """The published JPEG as the set's fallback: the same object, not a second encode."""
+    fmt = format_named("jpeg")
+    return Variant(
+        VariantKind.FALLBACK,
+        fmt.name,
+        width,
+        height,
+        data,
+        fmt.content_type,
+        fmt.extension,
+        published=True,
+    )
 
 
 def expected_count(policy: VariantPolicy, width: int, height: int) -> int:
@@ -430,5 +459,6 @@ __all__ = [
     "flatten_on_white",
     "largest_face",
     "make_placeholders",
+    "published_fallback",
     "render_variants",
 ]

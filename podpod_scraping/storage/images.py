@@ -39,7 +39,12 @@ from podpod_scraping.storage.catalog.repository import (
     VariantRecord,
     VariantSetRecord,
 )
-from podpod_scraping.storage.objects import ObjectConflictError, ObjectStore, ObjectStoreError
+from podpod_scraping.storage.objects import (
+    ObjectConflictError,
+    ObjectStore,
+    ObjectStoreError,
+    StoredObject,
+)
 
 SOURCE_PREFIX = "sources"
 #: Published objects are content-addressed and never rewritten: cache them forever.
@@ -235,7 +240,7 @@ class CatalogImageStore:
                 },
             )
             variants = (
-                self._put_variants(artist_id, image.sha256, publication.variants)
+                self._put_variants(artist_id, image.sha256, publication.variants, stored)
                 if publication.variants is not None
                 else None
             )
@@ -279,18 +284,28 @@ class CatalogImageStore:
                     return Recorded(current=current_image(row), switched=outcome.switched)
         return Recorded(current=_current_from_record(record), switched=outcome.switched)
 
-    def _put_variants(self, artist_id: str, sha256: str, found: VariantSet) -> VariantSetRecord:
-        """Write every variant object once (before any row names it); the set's record."""
+    def _put_variants(
+        self, artist_id: str, sha256: str, found: VariantSet, published: StoredObject
+    ) -> VariantSetRecord:
+        """Write every variant object once (before any row names it); the set's record.
+
+        Bytes already written (the published JPEG as fallback, a square image's avatar =
+        its full variants) are not uploaded again: their rows name the same object.
+        """
         records: list[VariantRecord] = []
+        written = {published.sha256: published}
         for variant in found.variants:
-            name = variant_object_name(artist_id, sha256, found.fingerprint, variant.file_name)
-            stored = self._objects.put_immutable(
-                name,
-                variant.data,
-                content_type=variant.content_type,
-                cache_control=PUBLISHED_CACHE_CONTROL,
-                metadata={"artist_id": artist_id, "image_sha256": sha256, "kind": variant.kind},
-            )
+            stored = written.get(variant.sha256)
+            if stored is None:
+                name = variant_object_name(artist_id, sha256, found.fingerprint, variant.file_name)
+                stored = self._objects.put_immutable(
+                    name,
+                    variant.data,
+                    content_type=variant.content_type,
+                    cache_control=PUBLISHED_CACHE_CONTROL,
+                    metadata={"artist_id": artist_id, "image_sha256": sha256},
+                )
+                written[variant.sha256] = stored
             records.append(
                 VariantRecord(
                     kind=variant.kind.value,
