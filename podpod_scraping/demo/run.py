@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(env))
     images = demo_paths(workdir)["images"] / "artists"
     count = sum(1 for p in images.rglob("*") if p.is_file() and not p.name.endswith(".json"))
-    print(f"\n{count} published image file(s) under {images}")
+    print(f"\n{count} published image and variant file(s) under {images}")
     print(
         "The UI on the same setup: `make ui` (Ctrl-C stops it), or by hand:\n"
         f"  uv run python -m podpod_scraping.demo.site --port {port} &\n"
