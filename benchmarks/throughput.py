@@ -1,7 +1,7 @@
 """Scrape throughput against a slow, polite-limited site: prints numbers, asserts nothing.
 
     uv run python -m benchmarks.throughput [--artists 1000] [--latency 0.2]
-        [--connections 16] [--only a,b,c] [--refresh] [--keep]
+        [--connections 16] [--only a,b,c,n] [--refresh] [--keep]
 
 Why: a run's speed is bounded by politeness, not by us. With ``connections`` requests
 in flight per host and ``latency`` seconds per request, and 3 requests per artist
@@ -13,7 +13,9 @@ gets to that bound, and what Dagster costs on top of the plain service:
     step builds it, in a process of its own (no Dagster imported; its own peak RSS);
 (b) ``dagster asset materialize --partition-range 1...N``: one run, the CLI process;
 (c) the unattended path: a real ``dagster-daemon``, the catalog sensor started, its
-    partition-range runs of ``refresh.batch_size`` artists queued and launched.
+    partition-range runs of ``refresh.batch_size`` artists queued and launched;
+(n) (a) with ``images.variants.enabled: false``: what rendering and uploading the variant
+    sets (``core.variants``) costs the pipeline; ``--only a,n`` prints the comparison.
 
 Each variant gets a fresh catalog database, a fresh bucket and fresh Dagster storage on
 services the benchmark starts itself, all on 127.0.0.1: a throw-away PostgreSQL, the
@@ -76,6 +78,7 @@ VARIANTS = {
     "a": "(a) plain reference, no Dagster",
     "b": "(b) dagster asset materialize",
     "c": "(c) sensor + dagster-daemon",
+    "n": "(n) (a) with variants off",
 }
 _UNFINISHED = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 _SAMPLE_EVERY_S = 0.5
@@ -273,7 +276,7 @@ class Bench:
         return self.site.counters().minus(before)
 
 
-def _write_config(path: Path, site: BenchSite, connections: int) -> None:
+def _write_config(path: Path, site: BenchSite, connections: int, *, variants: bool = True) -> None:
     """The scraper YAML every variant reads (one file: batch size only matters to b/c)."""
     config = {
         "sources": [
@@ -290,6 +293,7 @@ def _write_config(path: Path, site: BenchSite, connections: int) -> None:
             "user_agent": "podpod-scraping-bench/1.0 (+bench@example.invalid)",
         },
         "refresh": {"batch_size": DAGSTER_BATCH_SIZE, "concurrency": connections * 2},
+        "images": {"variants": {"enabled": variants}},
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -335,7 +339,13 @@ def _child_plain(args: argparse.Namespace) -> int:
 
 
 def _plain_pass(
-    bench: Bench, *, label: str, catalog_url: str, bucket: str, batch_id: str
+    bench: Bench,
+    *,
+    label: str,
+    catalog_url: str,
+    bucket: str,
+    batch_id: str,
+    config_path: Path | None = None,
 ) -> tuple[Finished, dict[str, Any], SiteCounters]:
     """One run of the plain reference in its own process; returns it, its JSON, its hits."""
     result_path = bench.work / f"{label}.json"
@@ -353,7 +363,7 @@ def _plain_pass(
             "--bucket",
             bucket,
             "--config",
-            str(bench.config_path),
+            str(config_path or bench.config_path),
             "--batch-id",
             batch_id,
             "--result",
@@ -375,12 +385,19 @@ def _timeout(bench: Bench) -> float:
     return 300 + 5 * bench.artists / bench.bound
 
 
-def run_plain(bench: Bench, *, refresh: bool) -> tuple[VariantResult, list[list[Any]] | None]:
-    """(a), and with ``refresh`` the unchanged second pass over the same stores."""
-    result = VariantResult("a")
-    catalog_url, bucket = bench.fresh_catalog("a"), bench.fresh_bucket("a")
+def run_plain(
+    bench: Bench, *, refresh: bool, key: str = "a", config_path: Path | None = None
+) -> tuple[VariantResult, list[list[Any]] | None]:
+    """(a) (or (n) with its own config), and with ``refresh`` the unchanged second pass."""
+    result = VariantResult(key)
+    catalog_url, bucket = bench.fresh_catalog(key), bench.fresh_bucket(key)
     finished, data, hits = _plain_pass(
-        bench, label="a", catalog_url=catalog_url, bucket=bucket, batch_id=PLAIN_BATCH_ID
+        bench,
+        label=key,
+        catalog_url=catalog_url,
+        bucket=bucket,
+        batch_id=PLAIN_BATCH_ID,
+        config_path=config_path,
     )
     result.wall_s, result.peak_rss_mb, result.site = finished.wall_s, finished.peak_rss_mb, hits
     result.cpu_s = finished.cpu_s
@@ -402,7 +419,7 @@ def run_plain(bench: Bench, *, refresh: bool) -> tuple[VariantResult, list[list[
         for line in data.get("failed", []) + data.get("storage_failed", []):
             result.details.append(f"failed: {line}")
     else:
-        result.details.append(f"no result file; log tail:\n{_tail(bench.work / 'a.log')}")
+        result.details.append(f"no result file; log tail:\n{_tail(bench.work / f'{key}.log')}")
     if not refresh:
         return result, None
 
@@ -994,6 +1011,16 @@ def _print_report(
         )
         for line in r.details:
             print("  " + line.replace("\n", "\n    "))
+    by_key = {r.key: r for r in results}
+    on, off = by_key.get("a"), by_key.get("n")
+    if on is not None and off is not None and on.wall_s and off.wall_s:
+        rate_on, rate_off = bench.artists / on.wall_s, bench.artists / off.wall_s
+        cpu_on, cpu_off = on.cpu_s or 0.0, off.cpu_s or 0.0
+        print(
+            f"\nvariants on vs off: {rate_on:.1f} vs {rate_off:.1f} artists/s "
+            f"({(rate_on / rate_off - 1) * 100:+.1f} %); CPU {cpu_on:.1f} vs {cpu_off:.1f} s "
+            f"({(cpu_on - cpu_off) / bench.artists * 1000:.0f} ms per artist for its set)"
+        )
     if refresh_rows is not None:
         print("\n--refresh: (a) again over the same artists, catalog and bucket (site unchanged)")
         print(tabulate(refresh_rows, headers=["", "value"], disable_numparse=True))
@@ -1047,6 +1074,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             config_path = work / "scraper.yaml"
             _write_config(config_path, site, args.connections)
+            no_variants = work / "scraper-no-variants.yaml"
+            _write_config(no_variants, site, args.connections, variants=False)
             bench = Bench(
                 artists=args.artists,
                 latency=args.latency,
@@ -1067,6 +1096,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "a": lambda: run_plain(bench, refresh=args.refresh),
                 "b": lambda: (run_cli(bench), None),
                 "c": lambda: (run_daemon(bench), None),
+                "n": lambda: run_plain(bench, refresh=False, key="n", config_path=no_variants),
             }
             for key in VARIANTS:
                 if key not in only:

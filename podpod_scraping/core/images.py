@@ -21,6 +21,7 @@ from pydantic import Field, StrictInt, StrictStr, field_validator, model_validat
 from podpod_scraping.core.formats import ImageFormat, available_formats, format_named
 from podpod_scraping.core.outcomes import Outcome, ScrapeError, sha256_hex
 from podpod_scraping.core.schema import FiniteFloat, FrozenModel, PositiveInt
+from podpod_scraping.core.variants import VariantPolicy, encode_image, flatten_on_white
 
 # Placeholder detection works on a reduced copy: phash only looks at 32x32 anyway, and the
 # flat-colour test needs a few thousand pixels, not millions.
@@ -29,7 +30,6 @@ _PREVIEW_SIDE = 256
 # avatars and single-colour blocks (even after JPEG noise) stay well below it.
 FLAT_COLOUR_MAX_STDDEV = 3.0
 _PHASH_HEX_LENGTH = 16  # imagehash.phash default: 8x8 bits
-_WHITE = (255, 255, 255)
 
 
 # Formats recognised only to give a precise refusal; Pillow never parses them.
@@ -61,6 +61,7 @@ class ImagePolicy(FrozenModel):
     quality: Annotated[StrictInt, Field(ge=1, le=100)] = 85
     placeholder_hashes: tuple[StrictStr, ...] = ()
     placeholder_max_distance: Annotated[StrictInt, Field(ge=0, le=64)] = 6
+    variants: VariantPolicy = VariantPolicy()
 
     @field_validator("placeholder_hashes")
     @classmethod
@@ -75,6 +76,12 @@ class ImagePolicy(FrozenModel):
             raise ValueError(
                 f"max_side ({self.max_side}) must be at least min_width and min_height "
                 f"({self.min_width}, {self.min_height}): no image could pass otherwise"
+            )
+        widest = self.variants.widths[-1]
+        if self.variants.enabled and widest > self.max_side:
+            raise ValueError(
+                f"variants.widths go up to {widest} px but max_side is {self.max_side}: "
+                "originals are decoded towards max_side, so wider variants would be upscaled"
             )
         return self
 
@@ -117,16 +124,24 @@ class DecodedImage:
 
     JPEGs may be DCT-downscaled towards the publish size while decoding, so ``image`` can
     be smaller than ``info`` says; it is what normalization and previews start from.
+    ``rgba`` keeps the original's transparency (None when it had none) for the variants
+    that can carry it; ``image`` has it flattened on white.
     """
 
     info: ImageInfo
     image: Image.Image = field(repr=False, compare=False)
+    rgba: Image.Image | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def variant_source(self) -> Image.Image:
+        """What variants are rendered from: with its alpha when the original had one."""
+        return self.rgba if self.rgba is not None else self.image
 
 
 def decode_image(data: bytes, policy: ImagePolicy) -> DecodedImage:
     """Validate ``data`` completely (type, size, integrity, placeholder); raise ImageRejected."""
-    info, image = _validate(data, policy)
-    return DecodedImage(info, image)
+    info, flat, image = _validate(data, policy)
+    return DecodedImage(info, flat, image if image.mode == "RGBA" else None)
 
 
 def inspect_image(data: bytes, policy: ImagePolicy) -> ImageInfo:
@@ -171,19 +186,20 @@ def placeholder_hash(data: bytes) -> str:
     Computed exactly as validation computes it (first frame, oriented, alpha on white).
     """
     _, image, _ = _decode(data, ImagePolicy().max_pixels, draft_side=ImagePolicy().max_side)
-    return str(imagehash.phash(_preview(image)))
+    return str(imagehash.phash(_preview(flatten_on_white(image))))
 
 
 def thumbnail_data_uri(data: bytes, size: int = 96) -> str:
     """A few-KB ``data:image/jpeg;base64,...`` preview of encoded image bytes."""
     _, image, _ = _decode(data, ImagePolicy().max_pixels, draft_side=size)
-    return jpeg_data_uri(preview_jpeg(image, size))
+    return jpeg_data_uri(preview_jpeg(flatten_on_white(image), size))
 
 
 # --- validation -------------------------------------------------------------------------
 
 
-def _validate(data: bytes, policy: ImagePolicy) -> tuple[ImageInfo, Image.Image]:
+def _validate(data: bytes, policy: ImagePolicy) -> tuple[ImageInfo, Image.Image, Image.Image]:
+    """The original's info, its image flattened on white, and as decoded (maybe RGBA)."""
     fmt, image, (width, height) = _decode(
         data,
         policy.max_pixels,
@@ -195,14 +211,15 @@ def _validate(data: bytes, policy: ImagePolicy) -> tuple[ImageInfo, Image.Image]
             Outcome.TOO_SMALL,
             f"image is {width}x{height}, minimum {policy.min_width}x{policy.min_height}",
         )
-    _check_placeholder(image, policy)
-    return ImageInfo(fmt.name, fmt.content_type, width, height), image
+    flat = flatten_on_white(image)
+    _check_placeholder(flat, policy)
+    return ImageInfo(fmt.name, fmt.content_type, width, height), flat, image
 
 
 def _decode(
     data: bytes, max_pixels: int, draft_side: int, max_aspect_ratio: float | None = None
 ) -> tuple[ImageFormat, Image.Image, tuple[int, int]]:
-    """Sniff, bound and decode the first frame into an oriented sRGB RGB image.
+    """Sniff, bound and decode the first frame into an oriented sRGB RGB (or RGBA) image.
 
     Returns the format, the image (JPEGs may be DCT-downscaled towards ``draft_side``) and
     the full-resolution size after EXIF orientation.
@@ -324,22 +341,27 @@ def _orient(image: Image.Image) -> tuple[Image.Image, bool]:
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
-    """RGB in sRGB, alpha flattened on white, with no metadata left in ``info``."""
+    """RGB in sRGB (RGBA when some pixel is transparent), with no metadata left in ``info``.
+
+    The alpha is kept for variants that can carry it; :func:`_flatten` puts it on white.
+    """
     icc = image.info.get("icc_profile")
     if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit PNG greyscale
         image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
         image.info.pop("transparency", None)  # a 16-bit colour key has no 8-bit equivalent
+    alpha: Image.Image | None = None
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, _WHITE)
-        flat.paste(rgba, (0, 0), rgba)
-        image = flat
+        alpha = rgba.getchannel("A")
+        image = rgba.convert("RGB")
     elif image.mode not in ("RGB", "L", "CMYK"):
         image = image.convert("RGB")
     if icc:
         image = _apply_icc(image, icc)
     if image.mode != "RGB":
         image = image.convert("RGB")
+    if alpha is not None and alpha.getextrema() != (255, 255):
+        image.putalpha(alpha)
     image.info.clear()  # comments, XMP, EXIF, ICC must never reach the encoder
     return image
 
@@ -404,10 +426,7 @@ def _bound(image: Image.Image, max_side: int) -> Image.Image:
 
 
 def _encode(image: Image.Image, pillow_format: str, **options: object) -> bytes:
-    image.info.clear()
-    out = BytesIO()
-    image.save(out, pillow_format, **options)
-    return out.getvalue()
+    return encode_image(image, pillow_format, options)
 
 
 __all__ = [

@@ -63,3 +63,27 @@ def image_object_name(
             f"'-' (no leading or trailing '/'), got {prefix!r}"
         )
     return f"{prefix}/{artist_id}/{sha256}.{extension}"
+
+
+_VARIANT_SET = re.compile(r"[0-9a-f]{12}")
+_VARIANT_FILE = re.compile(r"(avatar-)?[1-9][0-9]{0,4}")
+
+
+def variant_object_name(
+    artist_id: str, sha256: str, variant_set: str, file_name: str, *, prefix: str = DEFAULT_PREFIX
+) -> str:
+    """``artists/<id>/<sha256>/<set>/<w>.<ext>``: one variant of one published image.
+
+    Content-addressed by the image and the set's policy fingerprint, so a rerun writes the
+    same names (no-ops), a changed original or a changed policy gets a new folder, and
+    older sets stay where the app may still have cached them.
+    """
+    folder = image_object_name(artist_id, sha256, "jpg", prefix=prefix).removesuffix(".jpg")
+    if not _VARIANT_SET.fullmatch(variant_set):
+        raise ValueError(f"variant set must be 12 lowercase hex characters, got {variant_set!r}")
+    stem, _, extension = file_name.partition(".")
+    if not _VARIANT_FILE.fullmatch(stem) or extension not in IMAGE_EXTENSIONS:
+        raise ValueError(
+            f"variant file name must look like 640.webp or avatar-128.avif: {file_name!r}"
+        )
+    return f"{folder}/{variant_set}/{file_name}"

@@ -37,6 +37,12 @@ from podpod_scraping.core.images import (
 )
 from podpod_scraping.core.outcomes import Artist, Outcome, ScrapedImage, ScrapeError, ScrapeResult
 from podpod_scraping.core.scraper import ArtistImageScraper, KnownImage
+from podpod_scraping.core.variants import (
+    VariantError,
+    VariantSet,
+    published_fallback,
+    render_variants,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +112,16 @@ class CurrentImage:
     attribution_required: bool | None = None
     identity_namespace: str | None = None
     identity_id: str | None = None
+    # The variant set recorded for this image (``VariantPolicy.fingerprint``), if any.
+    variant_set: str | None = None
+    variant_count: int = 0
+    avatar_method: str | None = None
+    dominant_color: str | None = None
+    avatar_preview: bytes | None = None
+
+    def lacks_variants(self, fingerprint: str | None) -> bool:
+        """Whether this image has no complete set under the policy named ``fingerprint``."""
+        return fingerprint is not None and self.variant_set != fingerprint
 
 
 @dataclass(frozen=True)
@@ -145,12 +161,17 @@ class OriginalImage:
 
 @dataclass(frozen=True)
 class Publication:
-    """A found image ready to publish: the scrape, its archived original, the served image."""
+    """A found image ready to publish: the scrape, its archived original, the served image.
+
+    ``variants`` is the complete set to publish with it, or None when variants are off or
+    the image already has its set (a rerun that found the same image renders nothing).
+    """
 
     result: ScrapeResult
     image: NormalizedImage
     original: OriginalImage
     preview_jpeg: bytes
+    variants: VariantSet | None = None
 
     @property
     def artist_id(self) -> str:
@@ -447,15 +468,25 @@ class _Worker:
     def refresh(self, task: ArtistTask) -> ArtistReport:
         result = self._scraper.scrape(task.artist, task.known, task.context)  # never raises
         try:
-            if result.outcome is Outcome.UNCHANGED and not self._store.current_intact(task):
-                # The source says "unchanged", but what we serve is gone: fetch it again,
-                # unconditionally, and republish it.
-                logger.warning(
-                    "artist %s: current object %s is missing; fetching the image again",
-                    task.artist.id,
-                    task.current.object_uri if task.current else "?",
-                )
-                result = self._scraper.scrape(task.artist, None, task.context)
+            if result.outcome is Outcome.UNCHANGED and task.current is not None:
+                fingerprint = self._images.variants.fingerprint
+                if not self._store.current_intact(task):
+                    # The source says "unchanged", but what we serve is gone: fetch it
+                    # again, unconditionally, and republish it.
+                    logger.warning(
+                        "artist %s: current object %s is missing; fetching the image again",
+                        task.artist.id,
+                        task.current.object_uri,
+                    )
+                    result = self._scraper.scrape(task.artist, None, task.context)
+                elif task.current.lacks_variants(fingerprint):
+                    # The backfill of variants: the same assets, one unconditional fetch.
+                    logger.info(
+                        "artist %s: current image has no variant set %s; fetching it again",
+                        task.artist.id,
+                        fingerprint,
+                    )
+                    result = self._scraper.scrape(task.artist, None, task.context)
             return self._store_result(task, result)
         except Exception as error:  # storage (object store, database) or a bug: not the artist's
             # Only a StoreError says it may heal; anything else is a bug: stop the batch.
@@ -500,20 +531,49 @@ class _Worker:
             decoded: DecodedImage = scraped.decoded or decode_image(scraped.data, self._images)
             normalized = normalize_decoded(decoded, self._images)
             preview = preview_jpeg(decoded.image)
-        except ScrapeError as error:  # e.g. refused at normalization: the artist's failure
+            variants = self._variants(task, decoded, normalized)
+        except (ScrapeError, VariantError) as error:  # the artist's failure, not storage's
+            outcome, reason = (
+                (error.outcome, error.reason)
+                if isinstance(error, ScrapeError)
+                else (Outcome.INVALID_IMAGE, f"a variant failed to encode: {error}")
+            )
             failed = ScrapeResult(
                 artist_id=result.artist_id,
-                outcome=error.outcome,
-                reason=error.reason,
+                outcome=outcome,
+                reason=reason,
                 attempted_at=result.attempted_at,
                 source_name=result.source_name,
                 page_url=result.page_url,
             )
             recorded = self._store.record_failure(task, failed, batch_id=self._batch_id)
             return self._report(task, failed, ArtistStatus.FAILED, recorded)
-        publication = Publication(result, normalized, original, preview)
+        publication = Publication(result, normalized, original, preview, variants)
         recorded = self._store.publish(publication, batch_id=self._batch_id)
         return self._report(task, result, ArtistStatus.SUCCEEDED, recorded, original=original)
+
+    def _variants(
+        self, task: ArtistTask, decoded: DecodedImage, image: NormalizedImage
+    ) -> VariantSet | None:
+        """The set to publish with the image: None when off, or already recorded for it."""
+        policy = self._images.variants
+        current = task.current
+        if policy.fingerprint is None:
+            return None
+        same = current is not None and current.sha256 == image.sha256
+        if same and current is not None and not current.lacks_variants(policy.fingerprint):
+            return None  # a rerun found the same image: its set is there
+        info = decoded.info
+        fallback = None
+        if image.content_type == "image/jpeg":  # the published image is the JPEG fallback
+            fallback = published_fallback(image.data, image.width, image.height)
+        return render_variants(
+            decoded.variant_source,
+            policy,
+            width=info.width,
+            height=info.height,
+            fallback=fallback,
+        )
 
     @staticmethod
     def _report(

@@ -26,6 +26,7 @@ from podpod_scraping.defs.resources import CatalogResource, ScraperResource
 from podpod_scraping.storage.catalog.repository import (
     CATEGORY_CURRENT,
     CATEGORY_STALE,
+    CATEGORY_VARIANTS_MISSING,
     FAILED_PREFIX,
 )
 
@@ -118,15 +119,20 @@ def run_failure_alert_sensor(
 
 def coverage_snapshot(catalog: CatalogResource, scraper: ScraperResource) -> CoverageSnapshot:
     """The catalog's coverage now, in the categories of the coverage report."""
+    config = scraper.load_config()
     frame = catalog.repository().coverage(
         now=datetime.now(UTC),
-        max_age=timedelta(days=scraper.load_config().refresh.stale_after_days),
+        max_age=timedelta(days=config.refresh.stale_after_days),
+        variant_set=config.images.variants.fingerprint,
     )
     rows = zip(frame["category"], frame["artists"], strict=True)
     counts = {str(category): int(n) for category, n in rows}
     return CoverageSnapshot(
         artists=sum(counts.values()),
-        with_image=counts.get(CATEGORY_CURRENT, 0) + counts.get(CATEGORY_STALE, 0),
+        with_image=sum(
+            counts.get(name, 0)
+            for name in (CATEGORY_CURRENT, CATEGORY_STALE, CATEGORY_VARIANTS_MISSING)
+        ),
         failures={
             category.removeprefix(FAILED_PREFIX): n
             for category, n in counts.items()

@@ -128,9 +128,11 @@ def artist_image_coverage(
     and its numbers as plots across reports. The counts are pushed as gauges too.
     """
     repository = catalog.repository()
+    config = scraper.load_config()
     frame = repository.coverage(
         now=datetime.now(UTC),
-        max_age=timedelta(days=scraper.load_config().refresh.stale_after_days),
+        max_age=timedelta(days=config.refresh.stale_after_days),
+        variant_set=config.images.variants.fingerprint,
     )
     outcomes = repository.last_outcome_counts()
     outcome_table = "\n".join(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -62,7 +63,37 @@ def current_image_metadata(current: CurrentImage | None) -> dict[str, Any]:
         metadata["preview"] = dg.MetadataValue.md(
             f"![preview]({jpeg_data_uri(current.preview_jpeg)})"
         )
+    return metadata | _variant_metadata(current)
+
+
+def _variant_metadata(current: CurrentImage) -> dict[str, Any]:
+    """The variant set: how many, the avatar (preview, crop method), the placeholder colour."""
+    if current.variant_set is None:
+        return {"variants": 0}
+    metadata: dict[str, Any] = {
+        "variants": current.variant_count,
+        "variant_set": current.variant_set,
+        "avatar_method": current.avatar_method or "off",
+    }
+    if current.dominant_color:
+        colour = current.dominant_color
+        metadata["placeholder_color"] = dg.MetadataValue.md(
+            f"`{colour}` ![{colour}](data:image/svg+xml;utf8,{_swatch(colour)})"
+        )
+    if current.avatar_preview:
+        metadata["avatar_preview"] = dg.MetadataValue.md(
+            f"![avatar]({jpeg_data_uri(current.avatar_preview)})"
+        )
     return metadata
+
+
+def _swatch(colour: str) -> str:
+    """A 24x24 SVG square of ``colour``, URL-escaped for a Markdown data URI."""
+    svg = (
+        "<svg xmlns='http://www.w3.org/2000/svg' width='24' height='24'>"
+        f"<rect width='24' height='24' fill='{colour}'/></svg>"
+    )
+    return quote(svg, safe="")
 
 
 def _attempt_metadata(report: ArtistReport) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from podpod_scraping.storage.catalog.repository import (
     CATEGORY_NEVER_FOUND,
     CATEGORY_OBJECT_MISSING,
     CATEGORY_STALE,
+    CATEGORY_VARIANTS_MISSING,
     FAILED_PREFIX,
 )
 
@@ -54,6 +55,7 @@ PUSHGATEWAY_URL_ENV = "PROMETHEUS_PUSHGATEWAY_URL"
 COVERAGE_CATEGORIES = {
     CATEGORY_CURRENT: "current",
     CATEGORY_OBJECT_MISSING: "object_missing",
+    CATEGORY_VARIANTS_MISSING: "variants_missing",
     CATEGORY_STALE: "stale",
     CATEGORY_NEVER_ATTEMPTED: "never_attempted",
     CATEGORY_NEVER_FOUND: "never_found",
@@ -246,9 +248,13 @@ def coverage_counts(rows: Mapping[str, int]) -> dict[str, int]:
 
 
 def coverage_share(counts: Mapping[str, int]) -> float:
-    """Share (0..1) of catalog artists with a current image; 0.0 for an empty catalog."""
+    """Share (0..1) of catalog artists with a current image; 0.0 for an empty catalog.
+
+    An image still waiting for its variant set is served (the published image): it counts.
+    """
     total = sum(counts.values())
-    return counts.get("current", 0) / total if total else 0.0
+    served = counts.get("current", 0) + counts.get("variants_missing", 0)
+    return served / total if total else 0.0
 
 
 def coverage_metadata(counts: Mapping[str, int]) -> dict[str, Any]:

@@ -28,7 +28,8 @@ def build_refresh_schedule(
         target=artist_refresh_job,
         description=(
             "Refreshes due artists in batches: no current image, an image older than "
-            "refresh.stale_after_days, or a failure whose backoff has expired."
+            "refresh.stale_after_days, one without its variant set, or a failure whose "
+            "backoff has expired."
         ),
     )
     def artist_refresh_schedule(
@@ -36,9 +37,12 @@ def build_refresh_schedule(
     ) -> list[dg.RunRequest] | dg.SkipReason:
         """Request exactly the due artists; fresh ones and those inside a backoff never."""
         now = context.scheduled_execution_time or datetime.now(UTC)
-        policy = scraper.load_config().refresh
+        config = scraper.load_config()
+        policy = config.refresh
         due = catalog.repository().stale_artist_ids(
-            now=now, max_age=timedelta(days=policy.stale_after_days)
+            now=now,
+            max_age=timedelta(days=policy.stale_after_days),
+            variant_set=config.images.variants.fingerprint,
         )
         # Only artists the sensor has made partitions of (the others come with the sensor),
         # and not those a queued or running batch already holds.

@@ -181,7 +181,7 @@ def unattempted(env: dict[str, str], partition_keys: list[str]) -> list[str]:
 
 
 def summary(env: dict[str, str]) -> str:
-    """A per-artist table: artist, outcome, image size, object URI."""
+    """A per-artist table: artist, outcome, image size, variants, avatar crop, object URI."""
     engine = make_engine(env["PODPOD_CATALOG_URL"])
     repository = CatalogRepository(engine)
     ids = repository.all_artist_ids()
@@ -199,10 +199,14 @@ def summary(env: dict[str, str]) -> str:
                 artists[key].name,
                 state.last_outcome if state else "never attempted",
                 f"{image.width}x{image.height}, {image.byte_size:,} B" if image else "-",
+                image.variant_count if image else "-",
+                (image.avatar_method or "-") if image else "-",
+                image.dominant_color or "-" if image else "-",
                 image.object_uri if image else (state.last_reason if state else "-"),
             ]
         )
-    return tabulate(rows, headers=["id", "artist", "outcome", "image", "object URI / reason"])
+    headers = ["id", "artist", "outcome", "image", "variants", "avatar", "colour"]
+    return tabulate(rows, headers=[*headers, "object URI / reason"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(env))
     images = demo_paths(workdir)["images"] / "artists"
     count = sum(1 for p in images.rglob("*") if p.is_file() and not p.name.endswith(".json"))
-    print(f"\n{count} published image file(s) under {images}")
+    print(f"\n{count} published image and variant file(s) under {images}")
     print(
         "The UI on the same setup: `make ui` (Ctrl-C stops it), or by hand:\n"
         f"  uv run python -m podpod_scraping.demo.site --port {port} &\n"

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
@@ -26,7 +27,7 @@ from podpod_scraping.core.identity import (
     IdentityMethod,
     preferred,
 )
-from podpod_scraping.core.naming import image_object_name
+from podpod_scraping.core.naming import image_object_name, variant_object_name
 from podpod_scraping.core.outcomes import ScrapedImage, ScrapeResult
 from podpod_scraping.core.refresh import (
     ArtistStatus,
@@ -39,14 +40,22 @@ from podpod_scraping.core.refresh import (
     StoreError,
 )
 from podpod_scraping.core.scraper import KnownImage
+from podpod_scraping.core.variants import VariantSet
 from podpod_scraping.storage.catalog import repository as catalog
 from podpod_scraping.storage.catalog.errors import is_permanent_catalog_error
 from podpod_scraping.storage.catalog.repository import (
     CatalogRepository,
     ImageRecord,
     TakedownRecord,
+    VariantRecord,
+    VariantSetRecord,
 )
-from podpod_scraping.storage.objects import ObjectConflictError, ObjectStore, ObjectStoreError
+from podpod_scraping.storage.objects import (
+    ObjectConflictError,
+    ObjectStore,
+    ObjectStoreError,
+    StoredObject,
+)
 
 
 def _utcnow() -> datetime:
@@ -89,7 +98,28 @@ def current_image(image: catalog.CurrentImage | ImageRecord) -> CurrentImage:
         attribution_required=image.attribution_required,
         identity_namespace=image.identity_namespace,
         identity_id=image.identity_id,
+        **_variant_fields(image),
     )
+
+
+def _variant_fields(image: catalog.CurrentImage | ImageRecord) -> dict[str, Any]:
+    """The variant set of a row, or of a record just written (its set, if it has one)."""
+    if isinstance(image, ImageRecord):
+        found = image.variants
+        return {
+            "variant_set": found.variant_set if found else None,
+            "variant_count": len(found.variants) if found else 0,
+            "avatar_method": found.avatar_method if found else None,
+            "dominant_color": found.dominant_color if found else None,
+            "avatar_preview": found.avatar_preview if found else None,
+        }
+    return {
+        "variant_set": image.variant_set,
+        "variant_count": image.variant_count,
+        "avatar_method": image.avatar_method,
+        "dominant_color": image.dominant_color,
+        "avatar_preview": image.avatar_preview,
+    }
 
 
 @contextlib.contextmanager
@@ -301,6 +331,11 @@ class CatalogImageStore:
                     "source_sha256": scraped.sha256,
                 },
             )
+            variants = (
+                self._put_variants(artist_id, image.sha256, publication.variants, stored)
+                if publication.variants is not None
+                else None
+            )
         attempted_at = publication.result.attempted_at
         record = ImageRecord(
             artist_id=artist_id,
@@ -328,6 +363,7 @@ class CatalogImageStore:
             attribution_required=provenance.attribution_required,
             identity_namespace=provenance.identity_namespace,
             identity_id=provenance.identity_id,
+            variants=variants,
         )
         with store_errors(f"recording the image of artist {artist_id}"):
             outcome = self._repository.record_image(
@@ -339,7 +375,58 @@ class CatalogImageStore:
             )
             if outcome.superseded:
                 return self._superseded(artist_id)
+            if variants is None:  # the row keeps the set it has: report it as stored
+                row = self._repository.current_images([artist_id]).get(artist_id)
+                if row is not None and row.sha256 == image.sha256:
+                    return Recorded(current=current_image(row), switched=outcome.switched)
         return Recorded(current=current_image(record), switched=outcome.switched)
+
+    def _put_variants(
+        self, artist_id: str, sha256: str, found: VariantSet, published: StoredObject
+    ) -> VariantSetRecord:
+        """Write every variant object once (before any row names it); the set's record.
+
+        Bytes already written (the published JPEG as fallback, a square image's avatar =
+        its full variants) are not uploaded again: their rows name the same object.
+        """
+        records: list[VariantRecord] = []
+        written = {published.sha256: published}
+        for variant in found.variants:
+            stored = written.get(variant.sha256)
+            if stored is None:
+                name = variant_object_name(artist_id, sha256, found.fingerprint, variant.file_name)
+                stored = self._objects.put_immutable(
+                    name,
+                    variant.data,
+                    content_type=variant.content_type,
+                    cache_control=PUBLISHED_CACHE_CONTROL,
+                    metadata={"artist_id": artist_id, "image_sha256": sha256},
+                )
+                written[variant.sha256] = stored
+            records.append(
+                VariantRecord(
+                    kind=variant.kind.value,
+                    format=variant.format,
+                    width=variant.width,
+                    height=variant.height,
+                    object_name=stored.name,
+                    public_url=stored.public_url,
+                    content_type=variant.content_type,
+                    byte_size=variant.byte_size,
+                    sha256=variant.sha256,
+                )
+            )
+        placeholders = found.placeholders
+        return VariantSetRecord(
+            variant_set=found.fingerprint,
+            variants=tuple(records),
+            blurhash=placeholders.blurhash,
+            thumbhash=placeholders.thumbhash,
+            dominant_color=placeholders.dominant_color,
+            aspect_ratio=placeholders.aspect_ratio,
+            avatar_method=found.avatar_method.value if found.avatar_method else None,
+            avatar_preview=found.avatar_preview,
+        )
 
     def record_unchanged(
         self, task: ArtistTask, result: ScrapeResult, *, batch_id: str
@@ -393,9 +480,10 @@ class CatalogImageStore:
         """Take an artist's image down: rows marked (with reason and time), then objects deleted.
 
         Rows first, in one transaction with the current-image switch, so the main API never
-        reads a current row whose object is gone; then the published object and the
-        archived original of every taken-down row are deleted. Idempotent: run it again
-        (e.g. after an object-store error) and it deletes whatever is left.
+        reads a current row whose object is gone; then the published object, its variants
+        (every set) and the archived original of every taken-down row are deleted.
+        Idempotent: run it again (e.g. after an object-store error) and it deletes whatever
+        is left.
         """
         with store_errors(f"taking down images of artist {artist_id}"):
             record = self._repository.take_down(
@@ -404,12 +492,12 @@ class CatalogImageStore:
         deleted: list[str] = []
         for taken in record.images:
             image = taken.image
-            names = [image.object_name]
+            names = [*taken.variant_objects, image.object_name]
             if image.source_sha256 and image.source_content_type:
                 names.append(
                     original_object_name(artist_id, image.source_sha256, image.source_content_type)
                 )
-            for name in names:
+            for name in dict.fromkeys(names):
                 with store_errors(f"deleting {self._objects.uri(name)}"):
                     if self._objects.delete(name):
                         deleted.append(name)

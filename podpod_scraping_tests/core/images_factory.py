@@ -7,7 +7,7 @@ import zlib
 from io import BytesIO
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 SILHOUETTE_GREY = (205, 205, 205)
 
@@ -63,3 +63,28 @@ def png_declaring(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
     idat = zlib.compress(b"\x00" * (width + 1), 9)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def face(size: int = 200) -> Image.Image:
+    """A drawn frontal face laid out like the Haar cascade's 24x24 training window (dark
+    eyes over lighter cheeks, a bright nose bridge): OpenCV's real detector fires on it."""
+    image = Image.new("RGB", (size, size), (60, 70, 80))
+    draw = ImageDraw.Draw(image)
+    s = size / 24
+    draw.ellipse([2 * s, 1 * s, 22 * s, 25 * s], fill=(214, 168, 140))  # the face
+    for left in (4, 14):
+        draw.rectangle([left * s, 7 * s, (left + 6) * s, 10 * s], fill=(45, 35, 35))  # eye
+        draw.rectangle([left * s, 5 * s, (left + 6) * s, 6 * s], fill=(80, 60, 50))  # brow
+    draw.rectangle([11 * s, 8 * s, 13 * s, 15 * s], fill=(240, 205, 185))  # nose bridge
+    draw.rectangle([8 * s, 18 * s, 16 * s, 19.5 * s], fill=(120, 60, 60))  # mouth
+    return image.filter(ImageFilter.GaussianBlur(s / 3))
+
+
+def band_photo(
+    width: int = 1200, height: int = 600, face_size: int = 220
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """A landscape photo with a face near its right edge; the face's box ``(x, y, w, h)``."""
+    image = photo(width, height)
+    x, y = width - face_size - width // 20, (height - face_size) // 3
+    image.paste(face(face_size), (x, y))
+    return image, (x, y, face_size, face_size)

@@ -262,6 +262,16 @@ class Pipeline:
             )
             return [dict(row._mapping) for row in result]
 
+    def variant_rows(self, artist_id: int | None = None) -> list[dict[str, Any]]:
+        """``artist_image_variants`` rows (of one artist's images, or all), in id order."""
+        query = text(
+            "SELECT v.* FROM artist_image_variants v JOIN artist_images i ON i.id = v.image_id"
+            " WHERE :id IS NULL OR i.artist_id = :id ORDER BY v.id"
+        )
+        with make_engine(self.catalog_url).connect() as connection:
+            result = connection.execute(query, {"id": artist_id})
+            return [dict(row._mapping) for row in result]
+
     def state(self, artist_id: int) -> dict[str, Any]:
         with make_engine(self.catalog_url).connect() as connection:
             row = connection.execute(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from sqlalchemy import text
 
+from podpod_scraping.core.images import ImagePolicy
 from podpod_scraping.core.outcomes import Outcome
 from podpod_scraping.defs.assets import artist_images
 from podpod_scraping.defs.batching import (
@@ -25,7 +26,13 @@ from podpod_scraping.defs.jobs import artist_images_job
 from podpod_scraping.defs.partitions import ARTISTS_PARTITION_NAME
 from podpod_scraping.defs.schedules import build_refresh_schedule
 from podpod_scraping.defs.sensors import artist_catalog_sensor
-from podpod_scraping.storage.catalog.repository import ImageRecord, insert_artists, make_engine
+from podpod_scraping.storage.catalog.repository import (
+    ImageRecord,
+    VariantRecord,
+    VariantSetRecord,
+    insert_artists,
+    make_engine,
+)
 from podpod_scraping_tests.defs.conftest import Pipeline, make_jpeg
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # 03:00 Asia/Seoul on the 28th
@@ -76,6 +83,28 @@ def _record_image(pipeline: Pipeline, artist_id: int, scraped_at: datetime) -> N
             license=None,
             attribution=None,
             scraped_at=scraped_at,
+            variants=VariantSetRecord(  # a complete set: only its age makes it due
+                variant_set=str(ImagePolicy().variants.fingerprint),
+                variants=(
+                    VariantRecord(
+                        "full",
+                        "webp",
+                        128,
+                        128,
+                        f"artists/{artist_id}/v.webp",
+                        "https://x/v",
+                        "image/webp",
+                        10,
+                        "b" * 64,
+                    ),
+                ),
+                blurhash="L00000fQfQfQfQfQfQfQfQfQfQfQ",
+                thumbhash="AAAA",
+                dominant_color="#000000",
+                aspect_ratio=1.0,
+                avatar_method="centre",
+                avatar_preview=None,
+            ),
         ),
         attempted_at=scraped_at,
     )

@@ -128,3 +128,33 @@ def test_redirected_image_is_revalidated_under_the_url_the_page_names(pipeline: 
     assert sent["If-None-Match"] == ETAG
     assert pipeline.state(1)["last_outcome"] == "unchanged"
     assert _generations(pipeline) == objects
+
+
+def test_a_304_for_an_image_without_variants_fetches_it_once_and_publishes_its_set(
+    pipeline: Pipeline,
+) -> None:
+    """The backfill of variants is an ordinary refresh of the partition: the same assets."""
+    pipeline.configure(images={"variants": {"enabled": False}})  # published before variants
+    _first_run(pipeline, {"ETag": ETAG})
+    assert pipeline.variant_rows(1) == []
+    rows = _identities(pipeline, 1)
+    pipeline.configure(images={"variants": {"enabled": True}})
+
+    result = pipeline.run(["1"])
+
+    assert result.success
+    image_path = pipeline.image_path(1)
+    conditional, unconditional = pipeline.site.headers[image_path]
+    assert conditional["If-None-Match"] == ETAG  # answered 304 ...
+    assert "If-None-Match" not in unconditional  # ... so fetched once more, in full
+    assert _identities(pipeline, 1) == rows  # the same image row and object
+    current = pipeline.rows(1)[0]
+    variants = pipeline.variant_rows(1)
+    assert current["variant_set"] is not None
+    assert {row["variant_set"] for row in variants} == {current["variant_set"]}
+    assert {row["kind"] for row in variants} == {"full", "avatar", "fallback"}
+    assert all(pipeline.bucket.get_blob(row["object_name"]) for row in variants)
+    metadata = result.materialized("artist_image")["1"]
+    assert metadata["variants"].value == len(variants)
+    assert "data:image/jpeg;base64," in str(metadata["avatar_preview"].value)
+    assert current["dominant_color"] in str(metadata["placeholder_color"].value)

@@ -487,9 +487,10 @@ def test_no_object_is_written_or_rewritten_for_any_failure(scenario: Scenario) -
     after = _generations(scenario.pipeline)
     new = set(after) - set(scenario.generations_before)
     published = {GOOD_ARTIST, ARTIST_IDS["503_then_200"]}
-    # a new original (sources/) and a new published image (artists/) for each, nothing else
-    assert sorted(name.split("/")[:2] for name in new) == sorted(
-        [prefix, str(a)] for a in published for prefix in ("artists", "sources")
+    # a new original (sources/) and a new published image with its variants (artists/) for
+    # each, nothing else
+    assert sorted({tuple(name.split("/")[:2]) for name in new}) == sorted(
+        (prefix, str(a)) for a in published for prefix in ("artists", "sources")
     )
     assert {name: after[name] for name in scenario.generations_before} == (
         scenario.generations_before
@@ -563,6 +564,7 @@ def test_coverage_counts_failure_outcomes_and_kept_images(scenario: Scenario) ->
         # every hostile case kept its good image; the good artist has a new one
         "current image": GOOD_ARTIST,
         "object missing": 0,
+        "variants missing": 0,
         "stale": 0,
         "never attempted": 0,
         "never found": 0,

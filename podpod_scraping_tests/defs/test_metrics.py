@@ -245,6 +245,7 @@ def test_coverage_report_pushes_its_gauges(pipeline: Pipeline, pushgateway: Push
     assert pushgateway.samples("podpod_coverage_artists") == {
         report | labels(category="current"): 2.0,
         report | labels(category="object_missing"): 0.0,
+        report | labels(category="variants_missing"): 0.0,
         report | labels(category="stale"): 0.0,
         report | labels(category="never_attempted"): 0.0,
         report | labels(category="never_found"): 0.0,
@@ -272,6 +273,7 @@ def test_coverage_metadata_is_numeric_so_dagster_plots_it(pipeline: Pipeline) ->
         "artists": 4,
         "artists_current": 2,
         "artists_object_missing": 0,
+        "artists_variants_missing": 0,
         "artists_stale": 0,
         "artists_never_attempted": 0,
         "artists_never_found": 0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable
 
 from PIL import Image
 from sqlalchemy import text
@@ -65,20 +66,29 @@ def test_row_records_the_original_it_was_normalized_from(pipeline: Pipeline) -> 
     assert (row["width"], row["height"]) == (1024, 768)
 
 
+def _published(names: Iterable[str]) -> set[str]:
+    """The published images among object names (``artists/<id>/<sha>.<ext>``), not variants."""
+    return {name for name in names if name.count("/") == 2}
+
+
 def test_rerun_creates_no_new_object_and_no_duplicate_row(pipeline: Pipeline) -> None:
     pipeline.add_artist(1, "Nell", image=make_jpeg(1))
     pipeline.add_artist(2, "Lee Hi", image=make_jpeg(2))
     assert pipeline.run(["1", "2"]).success
     before = {name: blob.generation for name, blob in pipeline.blobs().items()}
     rows_before = _identities(pipeline)
+    variants_before = pipeline.variant_rows()
 
     assert pipeline.run(["1", "2"]).success
 
     after = {name: blob.generation for name, blob in pipeline.blobs().items()}
-    assert after == before
-    assert len(before) == 2
+    assert after == before  # published images and every variant: not one new generation
+    assert len(_published(before)) == 2
     assert _identities(pipeline) == rows_before
     assert len(rows_before) == 2
+    assert pipeline.variant_rows() == variants_before
+    # 400x300 each: WebP at 128, 320, 400; avatars at 128, 300; one JPEG fallback.
+    assert len(variants_before) == 2 * 6
 
 
 def test_changed_image_publishes_new_object_and_switches_current(pipeline: Pipeline) -> None:
@@ -93,7 +103,10 @@ def test_changed_image_publishes_new_object_and_switches_current(pipeline: Pipel
     assert new["sha256"] != old["sha256"]
     rows = pipeline.rows(1)
     assert [row["sha256"] for row in rows] == [old["sha256"], new["sha256"]]
-    assert set(pipeline.blobs()) == {old["object_name"], new["object_name"]}
+    assert _published(pipeline.blobs()) == {old["object_name"], new["object_name"]}
+    # A full new set under the new image; the old set stays.
+    folders = {name.rsplit("/", 2)[0] for name in pipeline.blobs() if name.count("/") == 4}
+    assert folders == {f"artists/1/{old['sha256']}", f"artists/1/{new['sha256']}"}
     assert pipeline.bucket.blob(old["object_name"]).exists()
 
 

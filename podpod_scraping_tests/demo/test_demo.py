@@ -21,11 +21,17 @@ def _demo(workdir: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _images(workdir: Path) -> list[Path]:
+    """Every object file under artists/: published images and their variants."""
     return sorted(
         p
         for p in (workdir / "images" / "artists").rglob("*")
         if p.is_file() and not p.name.endswith(".json")
     )
+
+
+def _published(images: list[Path]) -> list[Path]:
+    """The published images alone (``artists/<id>/<sha256>.jpg``), not their variants."""
+    return [p for p in images if p.parent.parent.name == "artists"]
 
 
 def test_demo_publishes_images_and_a_second_run_duplicates_nothing(tmp_path: Path) -> None:
@@ -42,7 +48,7 @@ def test_demo_publishes_images_and_a_second_run_duplicates_nothing(tmp_path: Pat
     images = _images(tmp_path)
     assert artists >= 20
     assert sum(outcomes.values()) == artists  # every artist got exactly one recorded outcome
-    assert outcomes["found"] == len(rows) == len(images)
+    assert outcomes["found"] == len(rows) == len(_published(images))
     assert {"page_not_found", "no_image_on_page"} <= set(outcomes)
     assert set(outcomes) - {"found", "page_not_found", "no_image_on_page"}  # broken images too
     for _artist_id, sha256, uri in rows:
@@ -50,6 +56,14 @@ def test_demo_publishes_images_and_a_second_run_duplicates_nothing(tmp_path: Pat
         assert uri.endswith(f"{sha256}.jpg")
         assert Path(uri.removeprefix("file://")).is_file()
     assert "object URI" in first.stdout
+    with_sets = db.execute(
+        "SELECT count(*) FROM artist_images i WHERE i.blurhash IS NOT NULL AND i.avatar_method"
+        " IS NOT NULL AND EXISTS (SELECT 1 FROM artist_image_variants v WHERE v.image_id = i.id"
+        " AND v.variant_set = i.variant_set)"
+    ).fetchone()[0]
+    assert with_sets == len(rows)  # every found artist: variants, avatar and placeholders
+    assert "variants" in first.stdout
+    assert "avatar" in first.stdout
 
     second = _demo(tmp_path)
 

@@ -10,34 +10,14 @@ from typing import Any
 
 from google.cloud import storage
 
-from podpod_scraping.core.images import ImagePolicy, normalize_image
-from podpod_scraping.core.refresh import ArtistReport, ArtistStatus, refresh_artists
+from podpod_scraping.core.images import normalize_image
+from podpod_scraping.core.refresh import ArtistStatus
 from podpod_scraping.core.scraper import ArtistImageScraper
 from podpod_scraping.demo.site import FixtureServer
 from podpod_scraping.storage.catalog.repository import CatalogRepository, insert_artists
 from podpod_scraping.storage.images import CatalogImageStore
 from podpod_scraping_tests.defs.conftest import make_jpeg
-
-POLICY = ImagePolicy()
-
-
-def _serve(site: FixtureServer, artist_id: int, image: bytes | None) -> None:
-    if image is None:
-        site.add_route(f"/artists/{artist_id}", status=404, body=b"gone")
-        return
-    site.add_route(f"/images/{artist_id}.jpg", body=image, headers={"Content-Type": "image/jpeg"})
-    site.add_route(
-        f"/artists/{artist_id}",
-        body=f'<img class="artist-image" src="/images/{artist_id}.jpg">',
-        headers={"Content-Type": "text/html"},
-    )
-
-
-def _refresh(
-    store: CatalogImageStore, scraper: ArtistImageScraper, ids: list[str], batch_id: str
-) -> dict[str, ArtistReport]:
-    reports = refresh_artists(ids, store=store, scraper=scraper, images=POLICY, batch_id=batch_id)
-    return {report.artist_id: report for report in reports}
+from podpod_scraping_tests.storage.conftest import POLICY, refresh, serve
 
 
 def test_a_batch_id_never_records_an_artist_twice(
@@ -47,16 +27,16 @@ def test_a_batch_id_never_records_an_artist_twice(
     fixture_server: FixtureServer,
 ) -> None:
     insert_artists(catalog.engine, [(1, "Nell"), (2, "Gone")])
-    _serve(fixture_server, 1, make_jpeg(1))
-    _serve(fixture_server, 2, None)
-    first = _refresh(store, scraper, ["1", "2"], batch_id="run-1")
+    serve(fixture_server, 1, make_jpeg(1))
+    serve(fixture_server, 2, None)
+    first = refresh(store, scraper, ["1", "2"], batch_id="run-1")
     assert {k: r.status for k, r in first.items()} == {
         "1": ArtistStatus.SUCCEEDED,
         "2": ArtistStatus.FAILED,
     }
     hits = dict(fixture_server.hits)
 
-    retried = _refresh(store, scraper, ["1", "2"], batch_id="run-1")  # a retried step
+    retried = refresh(store, scraper, ["1", "2"], batch_id="run-1")  # a retried step
 
     assert {k: r.status for k, r in retried.items()} == {
         "1": ArtistStatus.ALREADY_DONE,
@@ -67,7 +47,7 @@ def test_a_batch_id_never_records_an_artist_twice(
     assert dict(fixture_server.hits) == hits  # nothing fetched again
     assert catalog.scrape_states(["2"])["2"].consecutive_failures == 1  # backoff unchanged
 
-    _refresh(store, scraper, ["2"], batch_id="run-2")  # the next run is a new attempt
+    refresh(store, scraper, ["2"], batch_id="run-2")  # the next run is a new attempt
     assert catalog.scrape_states(["2"])["2"].consecutive_failures == 2
 
 
@@ -79,13 +59,13 @@ def test_a_storage_failure_for_one_artist_leaves_the_others_published(
     gcs_bucket: storage.Bucket,
 ) -> None:
     insert_artists(catalog.engine, [(1, "Blocked"), (2, "Fine")])
-    _serve(fixture_server, 1, make_jpeg(1))
-    _serve(fixture_server, 2, make_jpeg(2))
+    serve(fixture_server, 1, make_jpeg(1))
+    serve(fixture_server, 2, make_jpeg(2))
     # Other bytes already sit at artist 1's published name: a write-once conflict.
     published = normalize_image(make_jpeg(1), POLICY)
     gcs_bucket.blob(f"artists/1/{published.sha256}.jpg").upload_from_string(b"not the image")
 
-    reports = _refresh(store, scraper, ["1", "2"], batch_id="run-1")
+    reports = refresh(store, scraper, ["1", "2"], batch_id="run-1")
 
     assert reports["1"].status is ArtistStatus.STORAGE_FAILED
     assert "already exists with different bytes" in (reports["1"].error or "")

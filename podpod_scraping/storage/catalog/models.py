@@ -140,6 +140,14 @@ class ArtistImageRow(Base):
     identity_id: Mapped[str | None] = mapped_column(sa.Text)
     taken_down_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     takedown_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # The complete variant set (``artist_image_variants.variant_set``) and placeholders.
+    variant_set: Mapped[str | None] = mapped_column(sa.Text)
+    blurhash: Mapped[str | None] = mapped_column(sa.Text)
+    thumbhash: Mapped[str | None] = mapped_column(sa.Text)
+    dominant_color: Mapped[str | None] = mapped_column(sa.Text)
+    aspect_ratio: Mapped[float | None] = mapped_column(sa.Float)
+    avatar_method: Mapped[str | None] = mapped_column(sa.Text)
+    avatar_preview: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
 
     __table_args__ = (
         sa.UniqueConstraint("artist_id", "sha256"),
@@ -155,6 +163,34 @@ class ArtistImageRow(Base):
             "ix_artist_images_is_current_object_checked_at", "is_current", "object_checked_at"
         ),
     )
+
+
+class ArtistImageVariantRow(Base):
+    """One encoded variant of a published image: what a ``srcset`` entry needs.
+
+    Written in the transaction that records its image (after its object); a set is only
+    used once its image's ``variant_set`` names it, so a set is never seen half-written.
+    """
+
+    __tablename__ = "artist_image_variants"
+
+    id: Mapped[int] = mapped_column(BigId, sa.Identity(), primary_key=True)
+    image_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("artist_images.id", ondelete="CASCADE"), nullable=False
+    )
+    variant_set: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    kind: Mapped[str] = mapped_column(sa.Text, nullable=False)  # full, avatar, fallback
+    format: Mapped[str] = mapped_column(sa.Text, nullable=False)  # webp, avif, jpeg
+    width: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    height: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    object_name: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    public_url: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    content_type: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    byte_size: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(sa.CHAR(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (sa.UniqueConstraint("image_id", "variant_set", "kind", "format", "width"),)
 
 
 class ArtistScrapeStateRow(Base):

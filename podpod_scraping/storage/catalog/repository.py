@@ -18,6 +18,7 @@ scrape state never goes back in time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from podpod_scraping.storage.catalog.dialect import dialect_insert
 from podpod_scraping.storage.catalog.identities import IdentityRepository
 from podpod_scraping.storage.catalog.models import (
     ArtistImageRow,
+    ArtistImageVariantRow,
     ArtistRow,
     ArtistScrapeStateRow,
     ExternalBase,
@@ -54,6 +56,7 @@ _SUCCESS_OUTCOMES = (Outcome.FOUND.value, Outcome.UNCHANGED.value)
 
 CATEGORY_CURRENT = "current image"
 CATEGORY_OBJECT_MISSING = "object missing"
+CATEGORY_VARIANTS_MISSING = "variants missing"
 CATEGORY_STALE = "stale"
 CATEGORY_NEVER_FOUND = "never found"
 CATEGORY_NEVER_ATTEMPTED = "never attempted"
@@ -61,6 +64,7 @@ FAILED_PREFIX = "failed: "
 FIXED_CATEGORIES = (
     CATEGORY_CURRENT,
     CATEGORY_OBJECT_MISSING,
+    CATEGORY_VARIANTS_MISSING,
     CATEGORY_STALE,
     CATEGORY_NEVER_ATTEMPTED,
     CATEGORY_NEVER_FOUND,
@@ -118,6 +122,35 @@ def insert_artists(engine: Engine, artists: Iterable[tuple[int | str, str]]) -> 
 
 
 @dataclass(frozen=True)
+class VariantRecord:
+    """One variant whose object is already written."""
+
+    kind: str
+    format: str
+    width: int
+    height: int
+    object_name: str
+    public_url: str
+    content_type: str
+    byte_size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class VariantSetRecord:
+    """A complete variant set and the placeholders, recorded with their image."""
+
+    variant_set: str
+    variants: tuple[VariantRecord, ...]
+    blurhash: str
+    thumbhash: str
+    dominant_color: str
+    aspect_ratio: float
+    avatar_method: str | None
+    avatar_preview: bytes | None
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """A published image (object already written) to record as the artist's current one."""
 
@@ -146,6 +179,7 @@ class ImageRecord:
     attribution_required: bool | None = None
     identity_namespace: str | None = None
     identity_id: str | None = None
+    variants: VariantSetRecord | None = None  # None: keep the set the row has
 
 
 @dataclass(frozen=True)
@@ -176,6 +210,14 @@ class CurrentImage:
     attribution_required: bool | None = None
     identity_namespace: str | None = None
     identity_id: str | None = None
+    variant_set: str | None = None
+    variant_count: int = 0  # variants recorded in ``variant_set``
+    blurhash: str | None = None
+    thumbhash: str | None = None
+    dominant_color: str | None = None
+    aspect_ratio: float | None = None
+    avatar_method: str | None = None
+    avatar_preview: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +249,7 @@ class Takedowns:
 class TakenDownImage:
     image: CurrentImage  # the row (no longer current)
     newly: bool  # False when an earlier takedown already covered it
+    variant_objects: tuple[str, ...] = ()  # every variant object of the image, any set
 
 
 @dataclass(frozen=True)
@@ -313,6 +356,21 @@ _IMAGE_COLUMNS = (
     ArtistImageRow.attribution_required,
     ArtistImageRow.identity_namespace,
     ArtistImageRow.identity_id,
+    ArtistImageRow.variant_set,
+    sa.select(sa.func.count())
+    .where(
+        ArtistImageVariantRow.image_id == ArtistImageRow.id,
+        ArtistImageVariantRow.variant_set == ArtistImageRow.variant_set,
+    )
+    .correlate(ArtistImageRow)
+    .scalar_subquery()
+    .label("variant_count"),
+    ArtistImageRow.blurhash,
+    ArtistImageRow.thumbhash,
+    ArtistImageRow.dominant_color,
+    ArtistImageRow.aspect_ratio,
+    ArtistImageRow.avatar_method,
+    ArtistImageRow.avatar_preview,
 )
 
 _STATE_COLUMNS = (
@@ -350,6 +408,13 @@ def _newer_provenance(record: ImageRecord) -> dict[str, Any]:
 
 
 _IMAGE_FIELDS = tuple(column.key for column in _IMAGE_COLUMNS)
+
+
+def _lacks_variants(variant_set: str | None) -> Any:
+    """The current image has no complete set named ``variant_set`` (false when None)."""
+    if variant_set is None:
+        return sa.false()
+    return ArtistImageRow.variant_set.is_distinct_from(variant_set)
 
 
 def _current_image(row: AnyRow) -> CurrentImage:
@@ -650,6 +715,8 @@ class CatalogRepository:
                     return RecordOutcome(image_id=image_id, created=False, switched=False)
             else:
                 image_id = inserted
+            if record.variants is not None and record.variants.variants:
+                self._record_variants(connection, image_id, record.variants)
             if not newest:
                 return RecordOutcome(
                     image_id=image_id, created=created, switched=False, superseded=True
@@ -673,6 +740,69 @@ class CatalogRepository:
                     .values(is_current=True)
                 )
         return RecordOutcome(image_id=image_id, created=created, switched=switched)
+
+    @staticmethod
+    def _record_variants(connection: Connection, image_id: int, found: VariantSetRecord) -> None:
+        """The set's rows (a rerun adds none), then the image names it as complete."""
+        now = datetime.now(UTC)
+        connection.execute(
+            dialect_insert(connection, ArtistImageVariantRow)
+            .values(
+                [
+                    {
+                        "image_id": image_id,
+                        "variant_set": found.variant_set,
+                        "created_at": now,
+                    }
+                    | dataclasses.asdict(variant)
+                    for variant in found.variants
+                ]
+            )
+            .on_conflict_do_nothing(
+                index_elements=[
+                    ArtistImageVariantRow.image_id,
+                    ArtistImageVariantRow.variant_set,
+                    ArtistImageVariantRow.kind,
+                    ArtistImageVariantRow.format,
+                    ArtistImageVariantRow.width,
+                ]
+            )
+        )
+        connection.execute(
+            sa.update(ArtistImageRow)
+            .where(ArtistImageRow.id == image_id)
+            .values(
+                variant_set=found.variant_set,
+                blurhash=found.blurhash,
+                thumbhash=found.thumbhash,
+                dominant_color=found.dominant_color,
+                aspect_ratio=found.aspect_ratio,
+                avatar_method=found.avatar_method,
+                avatar_preview=found.avatar_preview,
+            )
+        )
+
+    def variants(self, image_id: int) -> list[VariantRecord]:
+        """The variants of an image's recorded set, as the main API reads them."""
+        variant = ArtistImageVariantRow
+        query = (
+            sa.select(
+                variant.kind,
+                variant.format,
+                variant.width,
+                variant.height,
+                variant.object_name,
+                variant.public_url,
+                variant.content_type,
+                variant.byte_size,
+                variant.sha256,
+            )
+            .join(ArtistImageRow, ArtistImageRow.id == variant.image_id)
+            .where(variant.image_id == image_id, variant.variant_set == ArtistImageRow.variant_set)
+            .order_by(variant.kind, variant.format, variant.width)
+        )
+        with self.engine.connect() as connection:
+            return [VariantRecord(**dict(row._mapping)) for row in connection.execute(query)]
 
     def record_unchanged(
         self,
@@ -848,6 +978,13 @@ class CatalogRepository:
                     .values(taken_down_at=at, takedown_reason=reason.strip(), is_current=False)
                 )
             target_ids = {r.id for r in targets}
+            variant_objects: dict[int, list[str]] = {}
+            for image_id, name in connection.execute(
+                sa.select(ArtistImageVariantRow.image_id, ArtistImageVariantRow.object_name)
+                .where(ArtistImageVariantRow.image_id.in_(target_ids))
+                .order_by(ArtistImageVariantRow.id)
+            ):
+                variant_objects.setdefault(image_id, []).append(name)
             blocked_urls = {r.source_image_url for r in rows if r.id in target_ids}
             blocked_urls |= {r.source_image_url for r in rows if r.taken_down_at is not None}
             was_current = any(r.is_current for r in targets)
@@ -878,7 +1015,12 @@ class CatalogRepository:
         return TakedownRecord(
             artist_id=artist_id,
             images=tuple(
-                TakenDownImage(image=_current_image(r), newly=r.id in newly) for r in targets
+                TakenDownImage(
+                    image=_current_image(r),
+                    newly=r.id in newly,
+                    variant_objects=tuple(dict.fromkeys(variant_objects.get(r.id, []))),
+                )
+                for r in targets
             ),
             current=current,
             switched=was_current,
@@ -900,13 +1042,19 @@ class CatalogRepository:
         )
 
     def stale_artist_ids(
-        self, *, now: datetime, max_age: timedelta, limit: int | None = None
+        self,
+        *,
+        now: datetime,
+        max_age: timedelta,
+        limit: int | None = None,
+        variant_set: str | None = None,
     ) -> list[str]:
         """Catalog artists due for a scrape, ordered by id.
 
         Due = outside any failure backoff (``next_attempt_at`` NULL or passed) AND either
         without a current image (never attempted, or failed), with one scraped more
-        than ``max_age`` ago, or with one whose object a check found missing. An artist
+        than ``max_age`` ago, with one whose object a check found missing, or (when
+        ``variant_set`` names the configured policy's set) with one lacking that set. An artist
         with a fresh current image is never due, even if a later refresh failed: it has
         a good image and it is not stale yet.
         """
@@ -923,6 +1071,7 @@ class CatalogRepository:
                     ArtistImageRow.id.is_(None),
                     ArtistImageRow.scraped_at < now - max_age,
                     ArtistImageRow.object_missing,
+                    _lacks_variants(variant_set),
                 ),
             )
             .order_by(ArtistRow.id)
@@ -965,11 +1114,15 @@ class CatalogRepository:
         with self.engine.connect() as connection:
             return {str(outcome): int(count) for outcome, count in connection.execute(query)}
 
-    def coverage(self, *, now: datetime, max_age: timedelta) -> pd.DataFrame:
+    def coverage(
+        self, *, now: datetime, max_age: timedelta, variant_set: str | None = None
+    ) -> pd.DataFrame:
         """Artists per category; the categories partition the catalog (counts sum to it).
 
         - ``object missing``: a current image row whose object the last check did not
           find in the store (the app serves a broken link until the next refresh);
+        - ``variants missing``: a current image without the complete variant set named
+          ``variant_set`` (the configured policy's; never counted when it is None);
         - ``current image``: a current image scraped within ``max_age``;
         - ``stale``: a current image older than that;
         - ``never attempted``: no image and no attempt yet;
@@ -977,7 +1130,7 @@ class CatalogRepository:
         - ``never found``: no image although the last attempt succeeded (only if an image
           row was removed by hand; normally 0).
 
-        The four fixed categories are always present (0 when empty), failures only when
+        The fixed categories are always present (0 when empty), failures only when
         they occur, most frequent first.
         """
         now = _aware(now, "now")
@@ -986,6 +1139,10 @@ class CatalogRepository:
             (
                 sa.and_(ArtistImageRow.id.is_not(None), ArtistImageRow.object_missing),
                 sa.literal(CATEGORY_OBJECT_MISSING),
+            ),
+            (
+                sa.and_(ArtistImageRow.id.is_not(None), _lacks_variants(variant_set)),
+                sa.literal(CATEGORY_VARIANTS_MISSING),
             ),
             (
                 sa.and_(ArtistImageRow.id.is_not(None), ArtistImageRow.scraped_at >= now - max_age),

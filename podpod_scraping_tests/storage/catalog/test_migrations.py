@@ -18,6 +18,7 @@ from podpod_scraping_tests.fixtures.postgres import PostgresServer
 
 OWN_TABLES = {
     "artist_images",
+    "artist_image_variants",
     "artist_scrape_state",
     "artist_identities",
     migrate.VERSION_TABLE,

@@ -342,6 +342,7 @@ def test_coverage_counts_each_category(artists: CatalogRepository) -> None:
     assert dict(zip(frame["category"], frame["artists"], strict=True)) == {
         "current image": 2,  # 2, 7
         "object missing": 0,
+        "variants missing": 0,
         "stale": 2,  # 3, 6
         "never attempted": 2,  # 1, 9
         "never found": 0,
@@ -358,11 +359,12 @@ def test_coverage_of_an_empty_catalog_has_the_fixed_categories(repo: CatalogRepo
     assert list(frame["category"]) == [
         "current image",
         "object missing",
+        "variants missing",
         "stale",
         "never attempted",
         "never found",
     ]
-    assert list(frame["artists"]) == [0, 0, 0, 0, 0]
+    assert list(frame["artists"]) == [0, 0, 0, 0, 0, 0]
 
 
 def test_an_older_attempt_never_moves_scraped_at_back(artists: CatalogRepository) -> None:
