@@ -661,7 +661,10 @@ def _meta(extmetadata: Mapping[str, Any], key: str) -> str | None:
     value = entry.get("value") if isinstance(entry, dict) else None
     if value is None:
         return None
-    text = " ".join(BeautifulSoup(str(value), "html.parser").get_text(" ").split())
+    text = str(value)
+    if "<" in text or "&" in text:  # HTML (a link to the author's page, entities)
+        text = BeautifulSoup(text, "html.parser").get_text(" ")
+    text = " ".join(text.split())
     return text or None
 
 

@@ -74,6 +74,11 @@ class ImageCandidate:
     def size_known(self) -> bool:
         return self.width is not None and self.height is not None
 
+    @property
+    def size_stated(self) -> bool:
+        """A size is stated (a srcset width at least): good enough to rank without fetching."""
+        return self.width is not None or self.height is not None
+
     def sized(self, width: int, height: int) -> ImageCandidate:
         """This candidate with the size learnt by fetching it."""
         return replace(self, width=width, height=height)

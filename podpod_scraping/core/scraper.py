@@ -73,7 +73,7 @@ _STAGE = {
     Outcome.TIMEOUT: 0,
     Outcome.RATE_LIMITED: 0,
     Outcome.FETCH_ERROR: 0,
-    Outcome.NO_IDENTITY: 1,
+    Outcome.NO_IDENTITY: -1,  # "no source knows this name": only when nothing said more
     Outcome.NO_IMAGE: 1,
     Outcome.TOO_LARGE: 2,
     Outcome.NOT_AN_IMAGE: 2,
@@ -160,8 +160,9 @@ class _ApiAdapter:
 
 
 def _no_images(session: IdentitySession, priority: int) -> list[ImageCandidate]:
-    session.get(MUSICBRAINZ)  # MusicBrainz names identities; its images come via Wikidata
-    raise ScrapeError(Outcome.NO_IMAGE, "MusicBrainz resolves identities; it lists no image")
+    """MusicBrainz names identities (its failures are the artist's); images come via Wikidata."""
+    session.get(MUSICBRAINZ)
+    return []
 
 
 @dataclass
@@ -369,7 +370,7 @@ class ArtistImageScraper:
                 break
             if fetched:
                 leader = min(fetched, key=lambda item: self._key(item[0]))[0]
-                if candidate.size_known and self._key(leader) <= self._key(candidate):
+                if candidate.size_stated and self._key(leader) <= self._key(candidate):
                     break  # nothing left can beat what we have
             try:
                 fetched.append(self._fetch(artist, candidate, known, context, at))
