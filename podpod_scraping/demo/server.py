@@ -112,7 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         query = parse_qs(parts.query, keep_blank_values=True)
-        route = self.owner._record(path, dict(self.headers.items()), query)
+        route = self.owner._record(path, dict(self.headers.items()))
+        if route is None:
+            route = self.owner._handle(path, query)
         if route is None:
             route = Route(404, NOT_FOUND_BODY, {"Content-Type": "text/html; charset=utf-8"})
         status, body = route.status, route.body
@@ -290,16 +292,18 @@ class FixtureServer(LoopbackService):
             self.hits.clear()
             self.headers.clear()
 
-    def _record(
-        self, path: str, headers: dict[str, str], query: dict[str, list[str]] | None = None
-    ) -> Route | None:
+    def _record(self, path: str, headers: dict[str, str]) -> Route | None:
         with self._lock:
             self.hits[path] += 1
             self.headers.setdefault(path, []).append(headers)
-            route = self._routes.get(path)
+            return self._routes.get(path)
+
+    def _handle(self, path: str, query: dict[str, list[str]]) -> Route | None:
+        """The answer of the handler with the longest prefix of ``path``, if any."""
+        with self._lock:
             prefixes = sorted((p for p in self._handlers if path.startswith(p)), key=len)
-            handler = self._handlers[prefixes[-1]] if route is None and prefixes else None
-        return handler(path, query or {}) if handler is not None else route
+            handler = self._handlers[prefixes[-1]] if prefixes else None
+        return handler(path, query) if handler is not None else None
 
     def _track(self, connection: socket.socket, *, opened: bool) -> None:
         with self._lock:
