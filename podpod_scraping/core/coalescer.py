@@ -50,6 +50,7 @@ class Coalescer(Generic[K, V]):
         self._max_batch = max_batch
         self._window = window
         self._lock = threading.Lock()
+        self._sending = threading.Lock()
         self._pending: dict[K, _Slot[V]] = {}
         self.sent = 0
         self.keys_sent = 0
@@ -62,21 +63,15 @@ class Coalescer(Generic[K, V]):
         """Answers for several keys of one caller (they join the same pending batch)."""
         wanted = list(dict.fromkeys(keys))
         slots: dict[K, _Slot[V]] = {}
-        batch: list[tuple[K, _Slot[V]]] | None = None
         with self._lock:
             for key in wanted:
                 slots[key] = self._pending.setdefault(key, _Slot())
-            if len(self._pending) >= self._max_batch:
-                batch = self._take()
-        if batch:
-            self._send(batch)
+            full = len(self._pending) >= self._max_batch
+        if full:
+            self._send_pending(wanted[0])
         for key, slot in slots.items():
             if not slot.done.wait(self._window):
-                with self._lock:
-                    # Nobody sent our key yet: this thread sends what is pending now.
-                    batch = self._take(key) if key in self._pending else None
-                if batch:
-                    self._send(batch)
+                self._send_pending(key)  # nobody sent our key yet: this thread does
                 if not slot.done.wait(_ANSWER_TIMEOUT):
                     raise TimeoutError(f"no answer for {key!r} within {_ANSWER_TIMEOUT:g} s")
             if slot.error is not None:
@@ -90,6 +85,18 @@ class Coalescer(Generic[K, V]):
             keys.remove(first)
             keys.insert(0, first)
         return [(key, self._pending.pop(key)) for key in keys[: self._max_batch]]
+
+    def _send_pending(self, key: K) -> None:
+        """Send the pending keys (``key`` among them) once no other batch is in flight.
+
+        One batch at a time (Wikimedia asks for one request at a time): keys that arrive
+        while a batch is in flight wait for it and go together in the next one.
+        """
+        with self._sending:
+            with self._lock:
+                batch = self._take(key) if key in self._pending else None
+            if batch:
+                self._send(batch)
 
     def _send(self, batch: list[tuple[K, _Slot[V]]]) -> None:
         keys = [key for key, _slot in batch]

@@ -173,6 +173,9 @@ class _Attempt:
     failures: list[ScrapeResult] = field(default_factory=list)
     answered: set[str] = field(default_factory=set)
     ambiguous: IdentityError | None = None
+    tried: dict[str, ScrapeResult] = field(default_factory=dict)  # image URL -> its failure
+    current_gone: bool = False  # the current image's URL answered 404/410
+    blocked: frozenset[str] = frozenset()  # taken-down image URLs
 
 
 class ArtistImageScraper:
@@ -243,8 +246,13 @@ class ArtistImageScraper:
             )
         context = context or ArtistContext()
         session = IdentitySession(artist, context, attempted_at, dict(self._resolvers))
-        attempt = self._gather(artist, session, attempted_at)
-        result = self._choose(artist, known, context, attempt, attempted_at)
+        attempt = _Attempt(blocked=context.blocked_image_urls)
+        start = 0
+        while True:  # sources in priority order, until the best image is decided
+            start = self._gather(artist, session, attempted_at, attempt, start, force=start > 0)
+            result = self._choose(artist, known, context, attempt, attempted_at)
+            if result.outcome.is_success or start >= len(self._adapters):
+                break
         candidates = ()
         if result.outcome is Outcome.AMBIGUOUS_IDENTITY and attempt.ambiguous is not None:
             candidates = attempt.ambiguous.candidates
@@ -262,9 +270,27 @@ class ArtistImageScraper:
 
     # -- gathering
 
-    def _gather(self, artist: Artist, session: IdentitySession, at: datetime) -> _Attempt:
-        attempt = _Attempt()
-        for priority, adapter in enumerate(self._adapters):
+    def _gather(
+        self,
+        artist: Artist,
+        session: IdentitySession,
+        at: datetime,
+        attempt: _Attempt,
+        start: int,
+        *,
+        force: bool,
+    ) -> int:
+        """Ask sources from ``start`` on until no later source can win; the next index.
+
+        With the default rules (licence, then source), once a source offers a free image
+        no later source can beat it: asking them would only cost requests (at catalog
+        scale, Deezer's one request per artist). If the fetch fails, the scrape comes back
+        for the rest.
+        """
+        for priority in range(start, len(self._adapters)):
+            if not (force and priority == start) and self._decided(attempt):
+                return priority
+            adapter = self._adapters[priority]
             name = adapter.source.name if isinstance(adapter, _SiteAdapter) else adapter.name
             try:
                 attempt.offers.extend(adapter.candidates(session, priority))
@@ -301,16 +327,35 @@ class ArtistImageScraper:
                     page_url=page_url,
                 )
             )
-        if attempt.ambiguous is not None:
-            # Never a guess: with two equally good artists of this name somewhere, only
-            # images reached through a pinned or catalog identity remain.
-            attempt.offers = [
-                offer
-                for offer in attempt.offers
-                if offer.identity is not None
-                and offer.identity.method is not IdentityMethod.MATCHED
-            ]
-        return attempt
+        return len(self._adapters)
+
+    def _decided(self, attempt: _Attempt) -> bool:
+        """Whether no source after those asked can offer a better candidate."""
+        order = self._ranking.order
+        offers = self._eligible(attempt)
+        if order[0] == "source":
+            return bool(offers)
+        if order[:2] == ("license", "source"):
+            return any(offer.free for offer in offers)
+        return False
+
+    @staticmethod
+    def _eligible(attempt: _Attempt) -> list[ImageCandidate]:
+        """The offers that may be fetched: not already failed, and never a guess."""
+        offers = [
+            o
+            for o in attempt.offers
+            if o.image_url not in attempt.tried and o.image_url not in attempt.blocked
+        ]
+        if attempt.ambiguous is None:
+            return offers
+        # With two equally good artists of this name somewhere, only images reached
+        # through a pinned or catalog identity remain.
+        return [
+            offer
+            for offer in offers
+            if offer.identity is not None and offer.identity.method is not IdentityMethod.MATCHED
+        ]
 
     # -- choosing
 
@@ -322,12 +367,13 @@ class ArtistImageScraper:
         attempt: _Attempt,
         at: datetime,
     ) -> ScrapeResult:
-        failures = list(attempt.failures)
-        if attempt.ambiguous is not None and not attempt.offers:
+        failures = [*attempt.failures, *attempt.tried.values()]
+        offers = self._eligible(attempt)
+        if attempt.ambiguous is not None and not offers:
             return self._failure(artist, failures, at)
-        usable = [o for o in attempt.offers if o.free is not False]
-        if len(usable) < len(attempt.offers):
-            refused = next(o for o in attempt.offers if o.free is False)
+        usable = [o for o in offers if o.free is not False]
+        if len(usable) < len(offers):
+            refused = next(o for o in offers if o.free is False)
             failures.append(
                 self._result(
                     artist,
@@ -338,8 +384,7 @@ class ArtistImageScraper:
                     refused,
                 )
             )
-        blocked = [o for o in usable if o.image_url in context.blocked_image_urls]
-        usable = [o for o in usable if o.image_url not in context.blocked_image_urls]
+        blocked = [o for o in attempt.offers if o.image_url in attempt.blocked]
         if blocked and not usable:
             failures.append(
                 self._result(
@@ -375,21 +420,18 @@ class ArtistImageScraper:
             try:
                 fetched.append(self._fetch(artist, candidate, known, context, at))
             except ScrapeError as error:
-                failures.append(
-                    self._result(
-                        artist,
-                        error.outcome,
-                        f"{candidate.source_name}: {error.reason}",
-                        at,
-                        candidate,
-                    )
+                failure = self._result(
+                    artist, error.outcome, f"{candidate.source_name}: {error.reason}", at, candidate
                 )
+                failures.append(failure)
+                attempt.tried[candidate.image_url] = failure
                 gone = error.outcome is Outcome.NO_IMAGE
                 if (
                     gone
                     and context.current is not None
                     and candidate.image_url == context.current.image_url
                 ):
+                    attempt.current_gone = True
                     keep = None  # the current's source no longer offers it: it may be replaced
         if not fetched:
             return self._failure(artist, failures, at)
@@ -413,7 +455,7 @@ class ArtistImageScraper:
         no longer offers its URL.
         """
         current = context.current
-        if current is None or context.force:
+        if current is None or context.force or attempt.current_gone:
             return None
         offered = any(o.image_url == current.image_url for o in attempt.offers)
         if current.source_name in attempt.answered and not offered:

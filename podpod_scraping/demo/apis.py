@@ -506,7 +506,6 @@ def api_sources(server_url: str) -> list[dict[str, object]]:
             "base_url": base + PREFIXES["wikidata"],
             "commons_url": base + PREFIXES["commons"],
             "user_agent": ua,
-            "batch_window": 0.02,
         },
         {
             "kind": "musicbrainz",
