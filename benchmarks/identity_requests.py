@@ -18,9 +18,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import yaml
+
 from podpod_scraping.core.fetching import Fetcher, FetchPolicy
 from podpod_scraping.core.identity import ArtistContext, Identity
-from podpod_scraping.core.images import ImagePolicy, NormalizedImage
+from podpod_scraping.core.images import ImagePolicy
 from podpod_scraping.core.outcomes import Artist, ScrapedImage, ScrapeResult
 from podpod_scraping.core.refresh import (
     ArtistReport,
@@ -151,14 +153,12 @@ def measure(count: int, concurrency: int = 32) -> tuple[RunCost, RunCost]:
 
 
 def _yaml(entries: list[dict[str, object]]) -> str:
-    import yaml
-
     # The API manners stay as the recorded servers' config says (no 1 s MusicBrainz wait).
     return yaml.safe_dump({"sources": entries}, allow_unicode=True)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--artists", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
