@@ -506,6 +506,7 @@ def api_sources(server_url: str) -> list[dict[str, object]]:
             "base_url": base + PREFIXES["wikidata"],
             "commons_url": base + PREFIXES["commons"],
             "user_agent": ua,
+            "concurrency": 4,  # the demo site's own limit: one local host serves them all
         },
         {
             "kind": "musicbrainz",

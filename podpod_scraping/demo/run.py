@@ -199,10 +199,14 @@ def summary(env: dict[str, str]) -> str:
                 artists[key].name,
                 state.last_outcome if state else "never attempted",
                 f"{image.width}x{image.height}, {image.byte_size:,} B" if image else "-",
+                f"{image.license or '?'} ({image.source_name})" if image else "-",
                 image.object_uri if image else (state.last_reason if state else "-"),
             ]
         )
-    return tabulate(rows, headers=["id", "artist", "outcome", "image", "object URI / reason"])
+    return tabulate(
+        rows,
+        headers=["id", "artist", "outcome", "image", "licence (source)", "object URI / reason"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
