@@ -490,19 +490,10 @@ class WikidataCommonsClient:
     def _search_mbids(self, mbids: list[str]) -> dict[str, list[str]]:
         source = self.source
         query = "haswbstatement:" + "|".join(f"P434={mbid}" for mbid in mbids)
-        url = _url(
+        answer = self._answer(
             source.base_url,
-            "/w/api.php",
-            {
-                "action": "query",
-                "list": "search",
-                "srsearch": query,
-                "srlimit": 500,
-                "format": "json",
-                "maxlag": source.maxlag,
-            },
+            {"action": "query", "list": "search", "srsearch": query, "srlimit": 500},
         )
-        answer = self._answer(url)
         hits = _list(
             _dict(answer.get("query"), source.name, "query").get("search"), source.name, "search"
         )
@@ -574,18 +565,10 @@ class WikidataCommonsClient:
         if not wanted:
             return found
         source = self.source
-        url = _url(
-            source.base_url,
-            "/w/api.php",
-            {
-                "action": "wbgetentities",
-                "ids": "|".join(wanted),
-                "props": "claims",
-                "format": "json",
-                "maxlag": source.maxlag,
-            },
+        answer = self._answer(
+            source.base_url, {"action": "wbgetentities", "ids": "|".join(wanted), "props": "claims"}
         )
-        entities = _dict(self._answer(url).get("entities"), source.name, "entities")
+        entities = _dict(answer.get("entities"), source.name, "entities")
         for qid, entity in entities.items():
             if isinstance(entity, dict) and "missing" not in entity:
                 found[qid] = entity
@@ -594,9 +577,8 @@ class WikidataCommonsClient:
 
     def _files(self, titles: list[str]) -> dict[str, CommonsFile | None]:
         source = self.source
-        url = _url(
+        answer = self._answer(
             source.commons_url,
-            "/w/api.php",
             {
                 "action": "query",
                 "titles": "|".join(titles),
@@ -604,12 +586,10 @@ class WikidataCommonsClient:
                 "iiprop": "url|size|mime|sha1|extmetadata",
                 "iiurlwidth": source.thumb_width,
                 "iiextmetadatafilter": _EXTMETADATA,
-                "format": "json",
                 "formatversion": 2,
-                "maxlag": source.maxlag,
             },
         )
-        query = _dict(self._answer(url).get("query"), source.name, "query")
+        query = _dict(answer.get("query"), source.name, "query")
         renamed = {
             str(n.get("to")): str(n.get("from"))
             for n in _list(query.get("normalized", []), source.name, "normalized")
@@ -627,7 +607,9 @@ class WikidataCommonsClient:
             )
         return found
 
-    def _answer(self, url: str) -> dict[str, Any]:
+    def _answer(self, base: str, params: dict[str, str | int]) -> dict[str, Any]:
+        """One MediaWiki API request (JSON, ``maxlag``); an ``error`` object is an outcome."""
+        url = _url(base, "/w/api.php", {**params, "format": "json", "maxlag": self.source.maxlag})
         answer = _dict(_get_json(self._fetcher, self.source, url), self.source.name, "the answer")
         error = answer.get("error")
         if isinstance(error, dict):

@@ -344,20 +344,22 @@ def parse_srcset(value: str) -> list[tuple[str, str | None]]:
     return candidates
 
 
-def largest_srcset_candidate(value: str) -> str | None:
-    """The srcset URL with the largest width (``w``), else the largest density (``x``)."""
-    widths: list[tuple[float, str]] = []
-    densities: list[tuple[float, str]] = []
+def _descriptors(value: str) -> Iterator[tuple[str, float, str]]:
+    """``srcset`` candidates as ``(url, number, unit)``: unit ``w`` (width) or ``x``."""
     for url, descriptor in parse_srcset(value):
         token = (descriptor or "1x").split()[0].lower()
         try:
             number = float(token[:-1])
         except ValueError:
             continue
-        if token.endswith("w"):
-            widths.append((number, url))
-        elif token.endswith("x"):
-            densities.append((number, url))
+        if token[-1:] in ("w", "x"):
+            yield url, number, token[-1]
+
+
+def largest_srcset_candidate(value: str) -> str | None:
+    """The srcset URL with the largest width (``w``), else the largest density (``x``)."""
+    widths = [(n, url) for url, n, unit in _descriptors(value) if unit == "w"]
+    densities = [(n, url) for url, n, unit in _descriptors(value) if unit == "x"]
     for group in (widths, densities):
         if group:
             # max() keeps the first of equal candidates: the page's own preference.
@@ -494,17 +496,11 @@ def find_image_candidates(
 
 def _srcset_entries(value: str) -> list[tuple[str, int | None, int | None]]:
     """Every ``srcset`` candidate, largest first: ``w`` widths known, densities not."""
-    entries: list[tuple[float, str, int | None]] = []
-    for url, descriptor in parse_srcset(value):
-        token = (descriptor or "1x").split()[0].lower()
-        try:
-            number = float(token[:-1])
-        except ValueError:
-            continue
-        width = int(number) if token.endswith("w") and number >= 1 else None
-        entries.append((number, url, width))
-    entries.sort(key=lambda entry: -entry[0])
-    return [(url, width, None) for _number, url, width in entries]
+    entries = sorted(_descriptors(value), key=lambda entry: -entry[1])
+    return [
+        (url, int(number) if unit == "w" and number >= 1 else None, None)
+        for url, number, unit in entries
+    ]
 
 
 def _og_images(soup: BeautifulSoup) -> list[tuple[str, int | None, int | None]]:

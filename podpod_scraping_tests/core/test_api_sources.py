@@ -14,6 +14,7 @@ import yaml
 from podpod_scraping.core.config import parse_scraper_config
 from podpod_scraping.core.fetching import Fetcher
 from podpod_scraping.core.identity import (
+    DEEZER,
     MUSICBRAINZ,
     WIKIDATA,
     ArtistContext,
@@ -32,14 +33,18 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 class Harness:
     """A scraper over the recorded APIs, with the waits the fetcher asked for."""
 
-    def __init__(self, server: FixtureServer, apis: RecordedApis) -> None:
+    def __init__(
+        self, server: FixtureServer, apis: RecordedApis, *, lookup_relations: bool = False
+    ) -> None:
         self.server = server
         self.apis = apis
         self.sleeps: list[float] = []
+        sources = api_sources(server.base_url)
+        sources[1]["lookup_relations"] = lookup_relations
         config = parse_scraper_config(
             yaml.safe_dump(
                 {
-                    "sources": api_sources(server.base_url),
+                    "sources": sources,
                     "fetch": {
                         "allowed_private_hosts": [server.host_port],
                         "per_host_min_interval": 0.0,
@@ -295,3 +300,31 @@ def test_a_matched_identity_older_than_verify_before_is_verified_again(
 
     assert fixture_server.hits["/musicbrainz/ws/2/artist"] == 1
     assert any(i.namespace == MUSICBRAINZ and i.external_id == mbid for i in result.identities)
+
+
+def test_musicbrainz_url_rels_give_the_wikidata_item_without_a_wikidata_search(
+    fixture_server: FixtureServer, apis: RecordedApis
+) -> None:
+    harness = Harness(fixture_server, apis, lookup_relations=True)
+    try:
+        result = harness.scrape("Sigur Rós")
+    finally:
+        harness.fetcher.close()
+
+    assert result.outcome is Outcome.FOUND, result.reason
+    wikidata = next(i for i in result.identities if i.namespace == WIKIDATA)
+    assert wikidata.external_id == "Q900006"
+    assert wikidata.evidence["via"] == "musicbrainz url-rels"
+    assert fixture_server.hits["/musicbrainz/ws/2/artist/00000000-0000-4000-8000-000000000006"] == 1
+
+
+def test_a_pinned_deezer_id_is_looked_up_not_searched(
+    harness: Harness, fixture_server: FixtureServer
+) -> None:
+    context = ArtistContext(identities={DEEZER: _pinned(DEEZER, "5011")})
+
+    result = harness.scrape("Silhouette Singer", context=context)
+
+    assert result.outcome is Outcome.PLACEHOLDER
+    assert fixture_server.hits["/deezer/artist/5011"] == 1
+    assert fixture_server.hits["/deezer/search/artist"] == 0
