@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 
 from podpod_scraping.core.fetching import FetchPolicy
 from podpod_scraping.core.images import ImagePolicy
+from podpod_scraping.core.ranking import RankingPolicy
 from podpod_scraping.core.schema import (
     FrozenModel,
     NonEmptyStr,
@@ -88,8 +89,9 @@ class ScraperConfig(FrozenModel):
     refresh: RefreshPolicy = RefreshPolicy()
     catalog: CatalogColumns = CatalogColumns()
     identity: IdentityPolicy = IdentityPolicy()
+    ranking: RankingPolicy = RankingPolicy()
 
-    @field_validator("fetch", "images", "refresh", "catalog", "identity", mode="before")
+    @field_validator("fetch", "images", "refresh", "catalog", "identity", "ranking", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value  # a section left with every key commented out

@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from podpod_scraping.core.identity import ArtistContext
+from podpod_scraping.core.identity import ArtistContext, Identity, IdentityCandidate
 from podpod_scraping.core.images import (
     DecodedImage,
     ImagePolicy,
@@ -35,7 +35,14 @@ from podpod_scraping.core.images import (
     normalize_decoded,
     preview_jpeg,
 )
-from podpod_scraping.core.outcomes import Artist, Outcome, ScrapedImage, ScrapeError, ScrapeResult
+from podpod_scraping.core.outcomes import (
+    Artist,
+    Outcome,
+    Provenance,
+    ScrapedImage,
+    ScrapeError,
+    ScrapeResult,
+)
 from podpod_scraping.core.scraper import ArtistImageScraper, KnownImage
 from podpod_scraping.core.variants import (
     VariantError,
@@ -201,6 +208,11 @@ class ArtistReport:
     error: str | None = None  # the storage error (STORAGE_FAILED only)
     storage_transient: bool = True  # STORAGE_FAILED: whether a retry can succeed
     storage_systemic: bool = True  # STORAGE_FAILED: the fault is the store's, not one object's
+    # From the attempt's ScrapeResult: identities resolved, an ambiguous name's candidates,
+    # and the found image's provenance (licence, attribution, identity).
+    identities: tuple[Identity, ...] = ()
+    candidates: tuple[IdentityCandidate, ...] = ()
+    provenance: Provenance | None = None
 
 
 @dataclass(frozen=True)
@@ -599,6 +611,9 @@ class _Worker:
             original=original,
             current=recorded.current,
             switched=recorded.switched,
+            identities=result.identities,
+            candidates=result.candidates,
+            provenance=result.image.provenance if result.image else None,
         )
 
 

@@ -21,6 +21,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 from pydantic_core import ErrorDetails
 
+#: Tags of discriminated unions (the ``kind`` of a source): pydantic puts the tag in an
+#: error's location (``sources.0.musicbrainz.user_agent``); the file has no such key.
+UNION_TAGS: set[str] = set()
+
 
 class ScraperConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid; the message says where.
@@ -144,7 +148,12 @@ def dotted(path: KeyPath) -> str:
 
 
 def _describe(model: type[BaseModel], detail: ErrorDetails, lines: dict[KeyPath, int]) -> str:
-    path = tuple(part for part in detail["loc"] if isinstance(part, int | str))
+    loc = [part for part in detail["loc"] if isinstance(part, int | str)]
+    path = tuple(
+        part
+        for index, part in enumerate(loc)
+        if not (index and isinstance(loc[index - 1], int) and part in UNION_TAGS)
+    )
     line = next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
     where = f"{line if line is not None else '?'}: {dotted(path)}"
     kind = detail["type"]

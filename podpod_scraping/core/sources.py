@@ -21,10 +21,13 @@ from urllib.parse import quote, quote_plus, urldefrag, urljoin, urlsplit
 
 import soupsieve
 from bs4 import BeautifulSoup, Tag
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Discriminator, Field, field_validator
+from pydantic import Tag as UnionTag
 
+from podpod_scraping.core.apis import DeezerSource, MusicBrainzSource, WikidataCommonsSource
 from podpod_scraping.core.outcomes import Artist, Outcome, ScrapeError
 from podpod_scraping.core.schema import (
+    UNION_TAGS,
     FrozenModel,
     NonEmptyStr,
     ScraperConfigError,
@@ -53,6 +56,7 @@ Fallback = Literal["og:image", "twitter:image", "json-ld"]
 class SourceConfig(FrozenModel):
     """One configured site: where an artist's page is and how to find the image on it."""
 
+    kind: Literal["site"] = "site"
     name: NonEmptyStr
     page_url: NonEmptyStr
     selector: NonEmptyStr
@@ -130,7 +134,7 @@ def _placeholders(template: str) -> list[str]:
 # --------------------------------------------------------------------------- config
 
 
-def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+def _unique_names(sources: tuple[Any, ...]) -> tuple[Any, ...]:
     seen: dict[str, int] = {}
     for index, source in enumerate(sources):
         if source.name in seen:
@@ -142,8 +146,26 @@ def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]
     return sources
 
 
-#: The ``sources`` section: at least one site, names unique, in priority order.
-SourceList = Annotated[tuple[SourceConfig, ...], Field(min_length=1), AfterValidator(_unique_names)]
+#: The source kinds of the ``sources`` list (``kind:``; a site when left out).
+SOURCE_KINDS = ("site", "wikidata_commons", "musicbrainz", "deezer")
+UNION_TAGS.update(SOURCE_KINDS)
+
+
+def _kind(value: Any) -> str:
+    kind = value.get("kind", "site") if isinstance(value, dict) else getattr(value, "kind", "site")
+    return kind if kind in SOURCE_KINDS else "site"
+
+
+AnySource = Annotated[
+    Annotated[SourceConfig, UnionTag("site")]
+    | Annotated[WikidataCommonsSource, UnionTag("wikidata_commons")]
+    | Annotated[MusicBrainzSource, UnionTag("musicbrainz")]
+    | Annotated[DeezerSource, UnionTag("deezer")],
+    Discriminator(_kind),
+]
+
+#: The ``sources`` section: at least one source, names unique, in priority order.
+SourceList = Annotated[tuple[AnySource, ...], Field(min_length=1), AfterValidator(_unique_names)]
 
 
 class _SourcesOnly(FrozenModel, extra="ignore"):
@@ -152,7 +174,7 @@ class _SourcesOnly(FrozenModel, extra="ignore"):
     sources: SourceList
 
 
-def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
+def load_sources(path: str | os.PathLike[str]) -> list[AnySource]:
     """Read and validate the sources of the config file at ``path``."""
     file = Path(path)
     try:
@@ -162,7 +184,7 @@ def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
     return parse_sources(text, origin=str(file))
 
 
-def parse_sources(text: str, origin: str = "<string>") -> list[SourceConfig]:
+def parse_sources(text: str, origin: str = "<string>") -> list[AnySource]:
     """Parse YAML text with a top-level ``sources`` list; other top-level keys are ignored
     (they belong to the rest of the scraper configuration)."""
     return list(load_yaml_model(_SourcesOnly, text, origin).sources)
@@ -322,20 +344,22 @@ def parse_srcset(value: str) -> list[tuple[str, str | None]]:
     return candidates
 
 
-def largest_srcset_candidate(value: str) -> str | None:
-    """The srcset URL with the largest width (``w``), else the largest density (``x``)."""
-    widths: list[tuple[float, str]] = []
-    densities: list[tuple[float, str]] = []
+def _descriptors(value: str) -> Iterator[tuple[str, float, str]]:
+    """``srcset`` candidates as ``(url, number, unit)``: unit ``w`` (width) or ``x``."""
     for url, descriptor in parse_srcset(value):
         token = (descriptor or "1x").split()[0].lower()
         try:
             number = float(token[:-1])
         except ValueError:
             continue
-        if token.endswith("w"):
-            widths.append((number, url))
-        elif token.endswith("x"):
-            densities.append((number, url))
+        if token[-1:] in ("w", "x"):
+            yield url, number, token[-1]
+
+
+def largest_srcset_candidate(value: str) -> str | None:
+    """The srcset URL with the largest width (``w``), else the largest density (``x``)."""
+    widths = [(n, url) for url, n, unit in _descriptors(value) if unit == "w"]
+    densities = [(n, url) for url, n, unit in _descriptors(value) if unit == "x"]
     for group in (widths, densities):
         if group:
             # max() keeps the first of equal candidates: the page's own preference.
@@ -400,3 +424,95 @@ def _json_ld_images(value: Any) -> Iterator[str]:
         for key in ("contentUrl", "url"):
             if isinstance(value.get(key), str):
                 yield value[key]
+
+
+# --------------------------------------------------------------------------- sized candidates
+
+
+@dataclass(frozen=True)
+class PageImage:
+    """One image a page offers, with the size the page states (``srcset`` ``w``,
+    ``og:image:width``/``height``), or None where it states none."""
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+
+
+def find_image_candidates(
+    html: str | bytes, base_url: str, source: SourceConfig
+) -> tuple[list[PageImage], tuple[str, ...]]:
+    """Every image candidate of a page (not only the first), in page order, deduplicated.
+
+    For each element matched by the selector: the ``<source>`` entries of its enclosing
+    ``<picture>`` (every ``srcset`` candidate), its own ``srcset`` candidates, lazy-load
+    attributes and ``src`` (or exactly ``source.attribute``); then the fallbacks. Sizes
+    are what the page states; the scraper ranks them and fetches to learn the rest.
+    Returns the candidates and the never-fetched schemes dropped (see :func:`find_images`).
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    base = _document_base(soup, base_url)
+    raw: list[tuple[str, int | None, int | None]] = []
+    for element in soup.select(source.selector):
+        picture = element if element.name == "picture" else element.find_parent("picture")
+        image: Tag = element
+        if isinstance(picture, Tag):
+            for entry in picture.find_all("source"):
+                if isinstance(entry, Tag):
+                    raw.extend(_srcset_entries(_attr(entry, "srcset")))
+        if element.name == "picture":
+            inner = element.find("img")
+            image = inner if isinstance(inner, Tag) else element
+        names = (source.attribute,) if source.attribute else DEFAULT_ATTRIBUTES
+        for name in names:
+            value = _attr(image, name)
+            if not value:
+                continue
+            if name.endswith("srcset"):
+                raw.extend(_srcset_entries(value))
+            else:
+                raw.append((value, None, None))
+    for fallback in source.fallbacks:
+        if fallback == "og:image":
+            raw.extend(_og_images(soup))
+        elif fallback == "twitter:image":
+            raw.extend((url, None, None) for url in _meta_urls(soup, _TWITTER_PROPERTIES))
+        elif fallback == "json-ld":
+            raw.extend((url, None, None) for url in _json_ld_urls(soup))
+    found: dict[str, PageImage] = {}
+    ignored: set[str] = set()
+    for value, width, height in raw:
+        url = _absolute(value, base)
+        if url is None:
+            scheme = value.strip().lower().split(":", 1)[0] + ":"
+            if scheme in _NEVER_USEFUL_SCHEMES:
+                ignored.add(scheme)
+            continue
+        held = found.get(url)
+        if held is None or (width or 0) > (held.width or 0):
+            found[url] = PageImage(url, width, height if width else None)
+    return list(found.values()), tuple(sorted(ignored))
+
+
+def _srcset_entries(value: str) -> list[tuple[str, int | None, int | None]]:
+    """Every ``srcset`` candidate, largest first: ``w`` widths known, densities not."""
+    entries = sorted(_descriptors(value), key=lambda entry: -entry[1])
+    return [
+        (url, int(number) if unit == "w" and number >= 1 else None, None)
+        for url, number, unit in entries
+    ]
+
+
+def _og_images(soup: BeautifulSoup) -> list[tuple[str, int | None, int | None]]:
+    """og:image URLs with the og:image:width/height that follow each one."""
+    images: list[list[Any]] = []
+    for meta in soup.find_all("meta"):
+        if not isinstance(meta, Tag):
+            continue
+        key = (_attr(meta, "property") or _attr(meta, "name")).lower()
+        content = _attr(meta, "content")
+        if key in _OG_PROPERTIES and content:
+            images.append([content, None, None])
+        elif key in ("og:image:width", "og:image:height") and images and content.isdigit():
+            images[-1][1 if key.endswith("width") else 2] = int(content)
+    return [(url, width, height) for url, width, height in images]

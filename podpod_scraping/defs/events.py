@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import dagster as dg
 
+from podpod_scraping.core.credits import credit_line
 from podpod_scraping.core.fetching import redact_url
 from podpod_scraping.core.images import jpeg_data_uri
 from podpod_scraping.core.refresh import ArtistReport, ArtistStatus, BatchTally, CurrentImage
@@ -104,6 +105,46 @@ def _attempt_metadata(report: ArtistReport) -> dict[str, Any]:
     }
     if report.page_url:
         metadata["page_url"] = dg.MetadataValue.url(redact_url(report.page_url))
+    return metadata | identity_metadata(report)
+
+
+def identity_metadata(report: ArtistReport) -> dict[str, Any]:
+    """Who the artist was found to be (evidence), who it might be (pin one), the credit."""
+    metadata: dict[str, Any] = {}
+    if report.identities:
+        metadata["identities"] = dg.MetadataValue.json(
+            [
+                {
+                    "namespace": i.namespace,
+                    "id": i.external_id,
+                    "method": i.method.value,
+                    "matched_name": i.matched_name,
+                    "score": i.score,
+                    "disambiguation": i.disambiguation,
+                    "evidence": dict(i.evidence),
+                }
+                for i in report.identities
+            ]
+        )
+    if report.candidates:
+        metadata["candidates"] = dg.MetadataValue.md(
+            "Several artists match; pin one with `podpod-scraping identity pin "
+            f"{report.artist_id} <namespace> <id>`:\n\n| namespace | id | name | "
+            "disambiguation |\n|---|---|---|---|\n"
+            + "\n".join(
+                f"| {c.namespace} | `{c.external_id}` | {c.name} | {c.disambiguation or ''} |"
+                for c in report.candidates
+            )
+        )
+    provenance = report.provenance
+    if provenance is not None:
+        credit = credit_line(provenance)
+        if credit:
+            metadata["credit"] = credit
+        if provenance.license_url:
+            metadata["license_url"] = dg.MetadataValue.url(provenance.license_url)
+        if provenance.identity_namespace:
+            metadata["found_through"] = f"{provenance.identity_namespace}:{provenance.identity_id}"
     return metadata
 
 

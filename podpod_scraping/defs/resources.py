@@ -142,4 +142,4 @@ class ScraperResource(dg.ConfigurableResource):
         """A scraper with a fresh fetcher (robots and rate-limit state) for one run;
         ``observer`` is told about every HTTP attempt (the run's metrics)."""
         with Fetcher(config.fetch, observer=observer) as fetcher:
-            yield ArtistImageScraper(config.sources, fetcher, config.images)
+            yield ArtistImageScraper(config.sources, fetcher, config.images, ranking=config.ranking)

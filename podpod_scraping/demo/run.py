@@ -202,11 +202,12 @@ def summary(env: dict[str, str]) -> str:
                 image.variant_count if image else "-",
                 (image.avatar_method or "-") if image else "-",
                 image.dominant_color or "-" if image else "-",
+                f"{image.license or '?'} ({image.source_name})" if image else "-",
                 image.object_uri if image else (state.last_reason if state else "-"),
             ]
         )
     headers = ["id", "artist", "outcome", "image", "variants", "avatar", "colour"]
-    return tabulate(rows, headers=[*headers, "object URI / reason"])
+    return tabulate(rows, headers=[*headers, "licence (source)", "object URI / reason"])
 
 
 def main(argv: list[str] | None = None) -> int:

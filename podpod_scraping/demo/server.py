@@ -13,15 +13,19 @@ import socket
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 HOST = "127.0.0.1"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 NOT_FOUND_BODY = b"<!doctype html><title>Not found</title><h1>404 Not found</h1>"
+
+
+Handler = Callable[[str, dict[str, list[str]]], "Route | None"]
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(send_body=False)
 
     def _respond(self, *, send_body: bool) -> None:
-        path = unquote(urlsplit(self.path).path)
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
         route = self.owner._record(path, dict(self.headers.items()))
+        if route is None:
+            route = self.owner._handle(path, query)
         if route is None:
             route = Route(404, NOT_FOUND_BODY, {"Content-Type": "text/html; charset=utf-8"})
         status, body = route.status, route.body
@@ -193,6 +201,7 @@ class FixtureServer(LoopbackService):
         self._bind = bind
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
+        self._handlers: dict[str, Handler] = {}
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -259,6 +268,12 @@ class FixtureServer(LoopbackService):
         with self._lock:
             self._routes[path] = route
 
+    def set_handler(self, prefix: str, handler: Handler) -> None:
+        """Answer every path under ``prefix`` (no exact route) with ``handler(path, query)``:
+        an API whose answer depends on the query string (``query``: parse_qs form)."""
+        with self._lock:
+            self._handlers[prefix] = handler
+
     def remove_route(self, path: str) -> None:
         with self._lock:
             self._routes.pop(path, None)
@@ -282,6 +297,13 @@ class FixtureServer(LoopbackService):
             self.hits[path] += 1
             self.headers.setdefault(path, []).append(headers)
             return self._routes.get(path)
+
+    def _handle(self, path: str, query: dict[str, list[str]]) -> Route | None:
+        """The answer of the handler with the longest prefix of ``path``, if any."""
+        with self._lock:
+            prefixes = sorted((p for p in self._handlers if path.startswith(p)), key=len)
+            handler = self._handlers[prefixes[-1]] if prefixes else None
+        return handler(path, query) if handler is not None else None
 
     def _track(self, connection: socket.socket, *, opened: bool) -> None:
         with self._lock:

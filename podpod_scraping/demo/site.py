@@ -28,9 +28,11 @@ from email.utils import format_datetime
 from typing import Self
 from urllib.parse import quote
 
+import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from podpod_scraping.core.sources import slugify
+from podpod_scraping.demo.apis import RecordedApis, api_sources
 from podpod_scraping.demo.server import HOST, FixtureServer, Route
 
 __all__ = [
@@ -66,6 +68,7 @@ KINDS = (
     "broken_image",  # img points at truncated/corrupt JPEG bytes served as image/jpeg
     "missing_image",  # img points at a URL that answers 404
     "tiny",  # a 1x1 or 50x50 image
+    "api_commons",  # no page on the site; found through the API-style source (Commons)
 )
 
 
@@ -121,6 +124,8 @@ DEMO_ARTISTS: list[DemoArtist] = [
     DemoArtist(22, "Hollow Pines", "missing_image"),
     DemoArtist(23, "Pixel Saints", "tiny"),
     DemoArtist(24, "Small Hours", "tiny"),
+    DemoArtist(25, "Sora Lune", "api_commons"),
+    DemoArtist(26, "Pale Orchard", "api_commons"),
 ]
 
 # kind → (file extension, Pillow format); everything else is a JPEG.
@@ -228,7 +233,7 @@ def _jpeg_headers(jpeg: bytes) -> bytes:
 def _artist_images(artist: DemoArtist, version: int) -> dict[str, tuple[bytes, str]]:
     """path → (bytes, format) of every image the artist's page refers to."""
     kind, slug = artist.kind, artist.slug
-    if kind in ("not_found", "no_image", "missing_image"):
+    if kind in ("not_found", "no_image", "missing_image", "api_commons"):
         return {}
     if kind == "tiny":
         size = (1, 1) if artist.id % 2 else (50, 50)
@@ -279,7 +284,7 @@ def _artist_page(artist: DemoArtist, base_url: str) -> Route:
     heading = f"<h1>{name}</h1>"
     kind = artist.kind
     head = ""
-    if kind == "not_found":
+    if kind in ("not_found", "api_commons"):
         return Route(404, _page("Not found", "<h1>No such artist</h1>"), _HTML)
     if kind in ("ok_relative", "broken_image", "missing_image", "tiny"):
         body = f"{heading}<img class='artist-image' src='..{img}' {alt}>"
@@ -338,9 +343,14 @@ def _index_page() -> Route:
     return Route(200, _page("Artists", f"<h1>Demo artists</h1><ul>{items}</ul>"), _HTML)
 
 
-def demo_sources_yaml(base_url: str) -> str:
-    """The sources configuration that scrapes this site at ``base_url``."""
+def demo_sources_yaml(base_url: str, *, with_apis: bool = True) -> str:
+    """The sources configuration that scrapes this site at ``base_url``: its pages, then
+    (``with_apis``) the recorded MusicBrainz, Wikidata/Commons and Deezer APIs it serves."""
     page_url = json.dumps(f"{base_url.rstrip('/')}/artists/{{slug}}")
+    apis = ""
+    if with_apis:
+        entries = yaml.safe_dump(api_sources(base_url), sort_keys=False, allow_unicode=True)
+        apis = "".join(f"  {line}\n" for line in entries.splitlines())
     return (
         "# The bundled demo site: python -m podpod_scraping.demo.site --port 8765\n"
         "sources:\n"
@@ -349,7 +359,7 @@ def demo_sources_yaml(base_url: str) -> str:
         '    selector: "img.artist-image"\n'
         "    fallbacks: [og:image, twitter:image, json-ld]\n"
         '    license: "CC0-1.0"\n'
-        '    attribution: "Generated picture, podpod demo site"\n'
+        '    attribution: "Generated picture, podpod demo site"\n' + apis
     )
 
 
@@ -394,6 +404,7 @@ class DemoSite(FixtureServer):
             headers={"Content-Type": "text/plain; charset=utf-8"},
         )
         self.set_route("/", _index_page())
+        RecordedApis(self).install()  # the API-style sources, under /musicbrainz, /wikidata...
         for artist in DEMO_ARTISTS:
             self.set_route(artist.page_path, _artist_page(artist, self.base_url))
         self._install_images()

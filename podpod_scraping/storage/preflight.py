@@ -34,6 +34,7 @@ from podpod_scraping.core.config import (
 )
 from podpod_scraping.core.fetching import Fetcher, FetchError, FetchPolicy
 from podpod_scraping.core.outcomes import Artist, Outcome, sha256_hex
+from podpod_scraping.core.sources import SourceConfig
 from podpod_scraping.storage.catalog.migrate import URL_ENV, VERSION_TABLE, alembic_config
 from podpod_scraping.storage.catalog.repository import make_engine
 from podpod_scraping.storage.objects import LocalObjectStore, ObjectStoreError
@@ -289,7 +290,8 @@ def check_robots(config: ScraperConfig, *, timeout: float = TIMEOUT) -> Iterator
     )
     with Fetcher(policy) as fetcher:
         for source in config.sources:
-            yield _robots_of(source.name, source.page_url_for(_SAMPLE_ARTIST), fetcher, policy)
+            if isinstance(source, SourceConfig):  # API sources do not read robots.txt
+                yield _robots_of(source.name, source.page_url_for(_SAMPLE_ARTIST), fetcher, policy)
 
 
 def _robots_of(name: str, page: str, fetcher: Fetcher, policy: FetchPolicy) -> Check:

@@ -49,7 +49,9 @@ def client() -> Iterator[httpx.Client]:
 
 
 def _source(site: DemoSite) -> SourceConfig:
-    return parse_sources(demo_sources_yaml(site.base_url))[0]
+    source = parse_sources(demo_sources_yaml(site.base_url))[0]
+    assert isinstance(source, SourceConfig)
+    return source
 
 
 def _decode(data: bytes) -> Image.Image:
@@ -249,7 +251,8 @@ def test_demo_sources_yaml_file_matches_the_helper_for_port_8765() -> None:
 
     path = Path(demo_package.__file__).parent / "sources.yaml"
     assert path.read_text(encoding="utf-8") == demo_sources_yaml("http://127.0.0.1:8765")
-    (source,) = load_sources(path)
+    source = load_sources(path)[0]
+    assert isinstance(source, SourceConfig)
     assert source.page_url == "http://127.0.0.1:8765/artists/{slug}"
     assert source.selector == "img.artist-image"
 

@@ -56,6 +56,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _IMAGE_ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8"
+_API_ACCEPT = "application/json"
 
 
 class FetchPolicy(FrozenModel):
@@ -278,28 +279,64 @@ class Fetcher:
 
     # -- public API -------------------------------------------------------------------
 
-    def fetch_page(self, url: str) -> FetchResponse:
+    def fetch_page(self, url: str, *, user_agent: str | None = None) -> FetchResponse:
         """GET an HTML page (at most ``max_page_bytes``). 404/410 → PAGE_NOT_FOUND."""
+        return self._fetch_document(url, _PAGE_ACCEPT, "page", user_agent, check_robots=True)
+
+    def fetch_api(
+        self, url: str, *, user_agent: str | None = None, check_robots: bool = False
+    ) -> FetchResponse:
+        """GET a JSON API answer (at most ``max_page_bytes``). 404/410 → PAGE_NOT_FOUND.
+
+        API hosts are not crawled: their operators publish an API policy (rate, User-Agent),
+        not robots.txt rules for it (Wikimedia's robots.txt even disallows ``/w/``, the
+        API's path, for crawlers). So robots.txt is skipped unless a source asks for it;
+        the images an API names are still fetched under robots.txt.
+        """
+        return self._fetch_document(url, _API_ACCEPT, "API answer", user_agent, check_robots)
+
+    def configure_host(self, url: str, *, concurrency: int, min_interval: float) -> None:
+        """Give the host of ``url`` its own limits (an API's documented rate)."""
+        host_key = self._target(url).host_key
+        self._throttle.set_host_limits(host_key, concurrency=concurrency, min_interval=min_interval)
+
+    def _fetch_document(
+        self, url: str, accept: str, kind: str, user_agent: str | None, check_robots: bool
+    ) -> FetchResponse:
+        headers = {"Accept": accept}
+        if user_agent:
+            headers["User-Agent"] = user_agent
         raw = self._fetch(
-            url, limit=self._policy.max_page_bytes, kind="page", headers={"Accept": _PAGE_ACCEPT}
+            url,
+            limit=self._policy.max_page_bytes,
+            kind=kind,
+            headers=headers,
+            check_robots=check_robots,
         )
         if raw.status in (404, 410):
             raise FetchError(
                 Outcome.PAGE_NOT_FOUND,
-                f"page answered {raw.status}: {redact_url(raw.url)}",
+                f"{kind} answered {raw.status}: {redact_url(raw.url)}",
                 status=raw.status,
             )
-        self._expect_success(raw, "page")
+        self._expect_success(raw, kind)
         return self._response(raw)
 
     def fetch_image(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        user_agent: str | None = None,
     ) -> FetchResponse:
         """GET an image (at most ``max_image_bytes``), conditionally when validators are given.
 
         A 304 answer returns ``not_modified=True`` and no content. 404/410 → NO_IMAGE.
         """
         headers = {"Accept": _IMAGE_ACCEPT}
+        if user_agent:
+            headers["User-Agent"] = user_agent
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:

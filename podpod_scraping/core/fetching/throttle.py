@@ -50,11 +50,27 @@ class HostThrottle:
         self._free_slots: dict[str, queue.LifoQueue[int]] = {}
         self._next_start: dict[str, float] = {}
         self._intervals: dict[str, float] = {}
+        self._host_concurrency: dict[str, int] = {}
+        self._host_min_interval: dict[str, float] = {}
+
+    def set_host_limits(self, host: str, *, concurrency: int, min_interval: float) -> None:
+        """Give one host its own manners (an API's documented rate), before its first request.
+
+        A later robots.txt Crawl-delay can still raise the interval, never lower it. The
+        concurrency applies from the host's first request on (its slots are made then).
+        """
+        if concurrency < 1:
+            raise ValueError("per-host concurrency must be at least 1")
+        with self._lock:
+            self._host_concurrency[host] = concurrency
+            self._host_min_interval[host] = min_interval
+            self._intervals[host] = max(self._intervals.get(host, 0.0), min_interval)
 
     def set_crawl_delay(self, host: str, seconds: float) -> None:
         """Raise a host's interval to its robots.txt Crawl-delay (capped, never lowered)."""
         with self._lock:
-            self._intervals[host] = min(max(seconds, self._min_interval), self._max_interval)
+            floor = self._host_min_interval.get(host, self._min_interval)
+            self._intervals[host] = min(max(seconds, floor), max(self._max_interval, floor))
 
     def interval(self, host: str) -> float:
         with self._lock:
@@ -72,7 +88,8 @@ class HostThrottle:
             free = self._free_slots.get(host)
             if free is None:
                 free = queue.LifoQueue()
-                for number in reversed(range(self._concurrency)):
+                slots = self._host_concurrency.get(host, self._concurrency)
+                for number in reversed(range(slots)):
                     free.put(number)
                 self._free_slots[host] = free
         try:
