@@ -82,6 +82,9 @@ class IdentityStore:
     def current_intact(self, task: ArtistTask) -> bool:
         return True
 
+    def read_original(self, task: ArtistTask) -> bytes | None:
+        return None
+
     def archive_original(self, artist_id: str, image: ScrapedImage) -> OriginalImage:
         return OriginalImage(
             image.sha256, image.content_type, image.width, image.height, image.byte_size,

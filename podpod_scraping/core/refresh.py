@@ -114,6 +114,7 @@ class CurrentImage:
     object_name: str | None = None  # the name in the object store (``object_uri``'s path)
     # Provenance the app prints as the credit line (see ``core.credits``).
     source_page_url: str | None = None
+    source_content_type: str | None = None
     attribution: str | None = None
     license_url: str | None = None
     attribution_required: bool | None = None
@@ -229,6 +230,10 @@ class ImageStore(Protocol):
 
     def tasks(self, artist_ids: Sequence[str], batch_id: str) -> list[ArtistTask | SkippedArtist]:
         """Each id as a task, or skipped (not a catalog artist, or done by ``batch_id``)."""
+        ...
+
+    def read_original(self, task: ArtistTask) -> bytes | None:
+        """The archived original of the task's current image (its sha256), or None."""
         ...
 
     def current_intact(self, task: ArtistTask) -> bool:
@@ -481,24 +486,7 @@ class _Worker:
         result = self._scraper.scrape(task.artist, task.known, task.context)  # never raises
         try:
             if result.outcome is Outcome.UNCHANGED and task.current is not None:
-                fingerprint = self._images.variants.fingerprint
-                if not self._store.current_intact(task):
-                    # The source says "unchanged", but what we serve is gone: fetch it
-                    # again, unconditionally, and republish it.
-                    logger.warning(
-                        "artist %s: current object %s is missing; fetching the image again",
-                        task.artist.id,
-                        task.current.object_uri,
-                    )
-                    result = self._scraper.scrape(task.artist, None, task.context)
-                elif task.current.lacks_variants(fingerprint):
-                    # The backfill of variants: the same assets, one unconditional fetch.
-                    logger.info(
-                        "artist %s: current image has no variant set %s; fetching it again",
-                        task.artist.id,
-                        fingerprint,
-                    )
-                    result = self._scraper.scrape(task.artist, None, task.context)
+                result = self._repaired(task, result)
             return self._store_result(task, result)
         except Exception as error:  # storage (object store, database) or a bug: not the artist's
             # Only a StoreError says it may heal; anything else is a bug: stop the batch.
@@ -525,6 +513,73 @@ class _Worker:
                 storage_transient=transient,
                 storage_systemic=systemic,
             )
+
+    def _repaired(self, task: ArtistTask, result: ScrapeResult) -> ScrapeResult:
+        """An UNCHANGED current image whose object or variant set is missing, made whole.
+
+        First one unconditional fetch (the source may serve it again); if the source still
+        keeps it as it is (e.g. the never-worse rule kept it without a download), the
+        archived original is re-rendered, so a repair never waits on the source.
+        """
+        current = task.current
+        assert current is not None
+        fingerprint = self._images.variants.fingerprint
+        if not self._store.current_intact(task):
+            why = f"current object {current.object_uri} is missing"
+        elif current.lacks_variants(fingerprint):
+            why = f"current image has no variant set {fingerprint}"
+        else:
+            return result
+        logger.info("artist %s: %s; fetching the image again", task.artist.id, why)
+        again = self._scraper.scrape(task.artist, None, task.context)
+        if again.outcome is not Outcome.UNCHANGED:
+            return again
+        rebuilt = self._from_original(task, again)
+        return rebuilt if rebuilt is not None else again
+
+    def _from_original(self, task: ArtistTask, result: ScrapeResult) -> ScrapeResult | None:
+        """The current image's archived original as a FOUND result, or None when gone."""
+        current = task.current
+        assert current is not None
+        data = self._store.read_original(task)
+        if data is None:
+            return None
+        try:
+            decoded = decode_image(data, self._images)
+        except ScrapeError:
+            return None  # the policy changed and refuses it now: keep what is served
+        known = task.known
+        image = ScrapedImage(
+            data=data,
+            content_type=decoded.info.content_type,
+            width=decoded.info.width,
+            height=decoded.info.height,
+            provenance=Provenance(
+                source_name=current.source_name,
+                page_url=current.source_page_url or current.source_image_url,
+                image_url=current.source_image_url,
+                license=current.license,
+                attribution=current.attribution,
+                etag=known.etag if known else None,
+                last_modified=known.last_modified if known else None,
+                license_url=current.license_url,
+                attribution_required=current.attribution_required,
+                identity_namespace=current.identity_namespace,
+                identity_id=current.identity_id,
+            ),
+            fetched_at=result.attempted_at,
+            decoded=decoded,
+        )
+        return ScrapeResult(
+            artist_id=task.artist.id,
+            outcome=Outcome.FOUND,
+            reason=f"{result.reason}; republished from the archived original",
+            attempted_at=result.attempted_at,
+            image=image,
+            source_name=current.source_name,
+            page_url=current.source_page_url,
+            identities=result.identities,
+        )
 
     def _store_result(self, task: ArtistTask, result: ScrapeResult) -> ArtistReport:
         if result.outcome is Outcome.FOUND:

@@ -28,7 +28,7 @@ from podpod_scraping.core.identity import (
     preferred,
 )
 from podpod_scraping.core.naming import image_object_name, variant_object_name
-from podpod_scraping.core.outcomes import ScrapedImage, ScrapeResult
+from podpod_scraping.core.outcomes import ScrapedImage, ScrapeResult, sha256_hex
 from podpod_scraping.core.refresh import (
     ArtistStatus,
     ArtistTask,
@@ -52,6 +52,7 @@ from podpod_scraping.storage.catalog.repository import (
 )
 from podpod_scraping.storage.objects import (
     ObjectConflictError,
+    ObjectNotFoundError,
     ObjectStore,
     ObjectStoreError,
     StoredObject,
@@ -93,6 +94,7 @@ def current_image(image: catalog.CurrentImage | ImageRecord) -> CurrentImage:
         preview_jpeg=image.preview,
         object_name=image.object_name,
         source_page_url=image.source_page_url,
+        source_content_type=image.source_content_type,
         attribution=image.attribution,
         license_url=image.license_url,
         attribution_required=image.attribution_required,
@@ -262,6 +264,20 @@ class CatalogImageStore:
             with store_errors(f"recording the catalog identities of artist {artist_id}"):
                 self._repository.record_identities(artist_id, changed, at=now)
         return identities
+
+    def read_original(self, task: ArtistTask) -> bytes | None:
+        current = task.current
+        if current is None or not current.source_sha256 or not current.source_content_type:
+            return None
+        name = original_object_name(
+            task.artist.id, current.source_sha256, current.source_content_type
+        )
+        with store_errors(f"reading the original {self._objects.uri(name)}"):
+            try:
+                data = self._objects.read(name)
+            except ObjectNotFoundError:
+                return None
+        return data if sha256_hex(data) == current.source_sha256 else None
 
     def current_intact(self, task: ArtistTask) -> bool:
         """Whether the current image's object exists with the bytes its row names.

@@ -62,6 +62,9 @@ class MemoryStore:
     def current_intact(self, task: ArtistTask) -> bool:
         raise AssertionError("no artist is unchanged in these tests")
 
+    def read_original(self, task: ArtistTask) -> bytes | None:
+        raise AssertionError("no artist is unchanged in these tests")
+
     def archive_original(self, artist_id: str, image: ScrapedImage) -> OriginalImage:
         raise AssertionError("no artist is found in these tests")
 

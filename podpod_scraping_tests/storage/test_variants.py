@@ -17,7 +17,8 @@ from google.cloud import storage
 
 from podpod_scraping.core import variants as variants_module
 from podpod_scraping.core.images import ImagePolicy
-from podpod_scraping.core.refresh import ArtistStatus
+from podpod_scraping.core.outcomes import Artist, Outcome, ScrapeResult
+from podpod_scraping.core.refresh import ArtistStatus, refresh_artists
 from podpod_scraping.storage.catalog.models import ArtistImageRow, ArtistImageVariantRow
 from podpod_scraping.storage.catalog.repository import (
     CATEGORY_VARIANTS_MISSING,
@@ -157,3 +158,50 @@ def test_a_current_image_without_variants_gets_its_set_from_a_refresh(service: S
     assert catalog.stale_artist_ids(now=now, max_age=max_age, variant_set=FINGERPRINT) == []
     for row in catalog.variants(image_id):
         assert bucket.get_blob(row.object_name) is not None
+
+
+class _KeepsCurrent:
+    """A scraper whose sources keep the current image (the never-worse rule's answer)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def scrape(self, artist: Artist, known: Any = None, context: Any = None) -> ScrapeResult:
+        self.calls += 1
+        return ScrapeResult(
+            artist_id=artist.id,
+            outcome=Outcome.UNCHANGED,
+            reason="kept current: 400x300 from site beats the 200x200 found on other",
+            attempted_at=datetime.now(UTC),
+            source_name="site",
+        )
+
+
+def test_a_kept_current_image_without_variants_gets_its_set_from_its_archived_original(
+    service: Service,
+) -> None:
+    catalog = service.catalog
+    insert_artists(catalog.engine, [(1, "Nell")])
+    serve(service.site, 1, make_jpeg(1))
+    service.refresh(["1"], batch_id="run-1", images=OFF)  # before variants existed
+    before = catalog.current_images(["1"])["1"]
+    keeps = _KeepsCurrent()
+    service.site.reset_hits()
+
+    (report,) = refresh_artists(
+        ["1"],
+        store=service.store,
+        scraper=keeps,  # type: ignore[arg-type]  # a stand-in for the sources' answer
+        images=POLICY,
+        batch_id="run-2",
+    )
+
+    assert keeps.calls == 2  # the refresh, then one unconditional try
+    assert service.site.total_hits == 0  # nothing fetched from the site
+    assert report.status is ArtistStatus.SUCCEEDED
+    assert "republished from the archived original" in report.reason
+    current = catalog.current_images(["1"])["1"]
+    assert (current.id, current.sha256) == (before.id, before.sha256)
+    assert (current.variant_set, current.variant_count) == (FINGERPRINT, 6)
+    for row in catalog.variants(current.id):
+        assert service.bucket.get_blob(row.object_name) is not None
