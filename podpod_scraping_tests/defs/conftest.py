@@ -213,18 +213,23 @@ class Pipeline:
             config.setdefault("images", {}).update(images)
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
-    def run(self, keys: list[str], entry: str | None = None) -> RunOutcome:
+    def run(self, keys: list[str], entry: str | None = None, *, force: bool = False) -> RunOutcome:
         """One run over ``keys`` through ``entry`` (default: this pipeline's entry point).
 
         ``assets``: exactly what a single-run backfill (or the CLI) runs over a partition
-        range; ``batch``: exactly what the schedule's batch refresh job runs.
+        range; ``batch``: exactly what the schedule's batch refresh job runs. ``force``:
+        the run config a person gives to take the best image even if it is worse.
         """
         entry = entry or self.entry
         if entry == "batch":
             return RunOutcome(
                 artist_refresh_job.execute_in_process(
                     run_config=dg.RunConfig(
-                        ops={REFRESH_OP: RefreshBatchConfig(artist_ids=keys, reason="test")}
+                        ops={
+                            REFRESH_OP: RefreshBatchConfig(
+                                artist_ids=keys, reason="test", force=force
+                            )
+                        }
                     ),
                     instance=self.instance,
                     resources=self.resources,
@@ -250,6 +255,7 @@ class Pipeline:
                 instance=self.instance,
                 resources=self.resources,
                 tags=tags,
+                run_config={"ops": {"artist_images": {"config": {"force": force}}}},
                 raise_on_error=False,
             )
         )
