@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
         help="local stacks only: create an artists table with the demo site's artists",
     )
     seed.add_argument("--url", help="catalog URL (default: $PODPOD_CATALOG_URL)")
+    seed.add_argument(
+        "--api-cases",
+        action="store_true",
+        help="also the artists of every recorded API case (ids 1001-1017, see README)",
+    )
     runs = commands.add_parser("runs", help="Dagster run maintenance")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True)
     fail_dead = runs_commands.add_parser(
@@ -81,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.db_command == "seed-demo":
             from podpod_scraping.demo.run import seed_demo_catalog
 
-            print(f"catalog holds {seed_demo_catalog(url)} demo artists")
+            count = seed_demo_catalog(url, api_cases=args.api_cases)
+            print(f"catalog holds {count} demo artists")
             return 0
         run_upgrade(url)
         print("catalog migrated to head")

@@ -70,10 +70,12 @@ _STAGE = {
     Outcome.PAGE_NOT_FOUND: 0,
     Outcome.BLOCKED_BY_ROBOTS: 0,
     Outcome.UNSAFE_URL: 1,
-    Outcome.NETWORK_ERROR: 0,
-    Outcome.TIMEOUT: 0,
-    Outcome.RATE_LIMITED: 0,
-    Outcome.FETCH_ERROR: 0,
+    # A source that failed for a while (throttled, down, a bad answer) says more than another
+    # source's "no such page": a retry may find the image, and the outcome must say so.
+    Outcome.NETWORK_ERROR: 1,
+    Outcome.TIMEOUT: 1,
+    Outcome.RATE_LIMITED: 1,
+    Outcome.FETCH_ERROR: 1,
     Outcome.NO_IDENTITY: -1,  # "no source knows this name": only when nothing said more
     Outcome.NO_IMAGE: 1,
     Outcome.TOO_LARGE: 2,

@@ -157,6 +157,28 @@ BAD_MUSICBRAINZ = {
 #: Names MusicBrainz answers 503 (Retry-After: 1) the first time they are searched.
 BUSY_ONCE = frozenset({"Busy Signal"})
 
+#: Catalog artists (id, name) covering every recorded case, for one backfill over them
+#: (``podpod-scraping db seed-demo --api-cases``); ids stay clear of the demo site's.
+CASE_ARTISTS: tuple[tuple[int, str], ...] = (
+    (1001, "아이유"),  # Korean name; MusicBrainz lists it as an alias of "IU"
+    (1002, "Nirvana"),  # two equally good artists: ambiguous until one is pinned
+    (1003, "Nirvana"),
+    (1004, "AC/DC"),
+    (1005, "Guns N' Roses"),
+    (1006, "Sigur Rós"),
+    (1007, "?&#%"),
+    (1008, "🦄 Unicorn"),
+    (1009, "Closed Circle"),  # its only Commons file is non-free
+    (1010, "Old Photo Band"),  # a deprecated P18 beside a normal one
+    (1011, "Silhouette Singer"),  # Deezer's grey placeholder
+    (1012, "Quota Queen"),  # Deezer's quota error (HTTP 200 with an error object)
+    (1013, "Busy Signal"),  # MusicBrainz 503 with Retry-After, then an answer
+    (1014, "Broken Json"),
+    (1015, "Html Error"),
+    (1016, "Odd Shape"),
+    (1017, "Nobody Knows Me"),  # no source knows this name
+)
+
 
 @functools.lru_cache(maxsize=128)
 def picture(seed: str, width: int, height: int, fmt: str = "JPEG") -> bytes:

@@ -83,13 +83,18 @@ def prepare(workdir: Path, base_url: str, port: int) -> dict[str, str]:
     return env
 
 
-def seed_demo_catalog(url: str) -> int:
+def seed_demo_catalog(url: str, *, api_cases: bool = False) -> int:
     """Give a local catalog the main API's ``artists`` table with the demo artists (the
-    compose stack's local profile does the same); returns how many there are."""
+    compose stack's local profile does the same), and with ``api_cases`` the artists of
+    every recorded API case (``demo.apis.CASE_ARTISTS``); returns how many there are."""
+    from podpod_scraping.demo.apis import CASE_ARTISTS
+
     engine = make_engine(url)
     try:
         create_artists_table(engine)
         insert_artists(engine, [(artist.id, artist.name) for artist in DEMO_ARTISTS])
+        if api_cases:
+            insert_artists(engine, CASE_ARTISTS)
         return len(CatalogRepository(engine).all_artist_ids())
     finally:
         engine.dispose()
