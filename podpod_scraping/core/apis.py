@@ -706,6 +706,20 @@ class DeezerClient:
             matching = [(a, name) for a, name in matching if name is not None]
             if not matching:
                 continue
+            pinned = [
+                i.namespace
+                for i in session.context.identities.values()
+                if i.method is IdentityMethod.PINNED
+            ]
+            if len(matching) > 1 and pinned:
+                # A person pinned who this artist is elsewhere: the name is shared, so the
+                # most popular namesake on Deezer is a guess, and a guess is never used.
+                raise IdentityError(
+                    Outcome.NO_IDENTITY,
+                    f"{source.name}: {len(matching)} artists named {query_name!r} and the "
+                    f"artist is pinned on {', '.join(sorted(pinned))}: pin a deezer id to "
+                    "use Deezer for it",
+                )
             fans = [_fans(a) for a, _ in matching]
             top = max(fans)
             best = [m for m, f in zip(matching, fans, strict=True) if f == top]

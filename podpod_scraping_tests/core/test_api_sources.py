@@ -127,6 +127,19 @@ def test_a_pinned_mbid_gets_that_artists_image_although_the_name_is_ambiguous(
     assert result.image.provenance.identity_id == "Q900003"
 
 
+def test_a_pinned_artist_never_gets_the_most_popular_namesakes_deezer_photo(
+    harness: Harness,
+) -> None:
+    # Pinned to an MBID Wikidata does not know: only Deezer could answer, by name.
+    unknown_to_wikidata = "00000000-0000-4000-8000-000000000099"
+    context = ArtistContext(identities={MUSICBRAINZ: _pinned(MUSICBRAINZ, unknown_to_wikidata)})
+
+    result = harness.scrape("Nirvana", context=context)
+
+    assert result.image is None  # not the US band's picture (the fans' tie-break)
+    assert all(i.namespace != DEEZER for i in result.identities)
+
+
 def test_a_korean_name_matches_through_its_english_alias(harness: Harness) -> None:
     result = harness.scrape("아이유", "IU")
 
