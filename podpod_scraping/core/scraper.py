@@ -19,6 +19,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urldefrag, urljoin
+
+from bs4 import BeautifulSoup
 
 from podpod_scraping.core.apis import (
     DeezerClient,
@@ -37,10 +40,12 @@ from podpod_scraping.core.identity import (
     WIKIDATA,
     ArtistContext,
     Identity,
+    IdentityCandidate,
     IdentityMethod,
     site_namespace,
 )
 from podpod_scraping.core.images import ImagePolicy, decode_image
+from podpod_scraping.core.matching import matched_name
 from podpod_scraping.core.outcomes import (
     Artist,
     Outcome,
@@ -118,7 +123,12 @@ class _SiteAdapter:
 
     def candidates(self, session: IdentitySession, priority: int) -> list[ImageCandidate]:
         source = self.source
-        identity = session.context.identities.get(site_namespace(source.name))
+        namespace = site_namespace(source.name)
+        identity: Identity | None
+        if source.search is not None:
+            identity = session.get(namespace)  # stored and fresh, or found by the search
+        else:
+            identity = session.context.identities.get(namespace)
         page_url = identity.external_id if identity else source.page_url_for(session.artist)
         page = self._fetcher.fetch_page(page_url)
         images, ignored = find_image_candidates(page.content, page.url, source)
@@ -143,6 +153,44 @@ class _SiteAdapter:
             )
             for order, image in enumerate(images)
         ]
+
+    def resolve(self, session: IdentitySession) -> Identity:
+        """The artist's page by the site's search: one strictly matching result, or none."""
+        source, artist = self.source, session.artist
+        search = source.search
+        assert search is not None
+        url = source.entry_url_for(artist)
+        page = self._fetcher.fetch_page(url)
+        soup = BeautifulSoup(page.content, "html.parser")
+        hits: dict[str, str] = {}  # page URL -> the name it was listed under
+        for result in soup.select(search.result):
+            link = result if result.has_attr("href") else result.select_one(search.result_link)
+            if link is None or not str(link.get("href") or "").strip():
+                continue
+            named = result.select_one(search.result_name) if search.result_name else link
+            listed = " ".join((named.get_text(" ") if named else "").split())
+            if matched_name(artist, [listed]) is None:
+                continue
+            target, _ = urldefrag(urljoin(page.url, str(link.get("href")).strip()))
+            hits.setdefault(target, listed)
+        namespace = site_namespace(source.name)
+        if not hits:
+            raise IdentityError(
+                Outcome.NO_IDENTITY,
+                f"{source.name}: no search result named {artist.name!r} on {redact_url(page.url)}",
+            )
+        if len(hits) > 1:
+            raise IdentityError(
+                Outcome.AMBIGUOUS_IDENTITY,
+                f"{source.name}: {len(hits)} search results named {artist.name!r}: pin one "
+                f"(podpod-scraping identity pin {artist.id} {namespace} <page URL>)",
+                tuple(IdentityCandidate(namespace, target, name) for target, name in hits.items()),
+            )
+        ((target, listed),) = hits.items()
+        ours = matched_name(artist, [listed]) or artist.name
+        return session.matched(
+            namespace, target, ours, evidence={"search": page.url, "listed_as": listed}
+        )
 
 
 class _ApiAdapter:
@@ -208,7 +256,10 @@ class ArtistImageScraper:
 
     def _adapter(self, source: AnySource) -> _SiteAdapter | _ApiAdapter:
         if isinstance(source, SourceConfig):
-            return _SiteAdapter(source, self._fetcher)
+            site = _SiteAdapter(source, self._fetcher)
+            if source.search is not None:
+                self._resolvers[site_namespace(source.name)] = site.resolve
+            return site
         for url in _hosts(source):
             self._fetcher.configure_host(
                 url, concurrency=source.concurrency, min_interval=source.min_interval

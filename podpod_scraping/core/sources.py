@@ -16,12 +16,12 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import quote, quote_plus, urldefrag, urljoin, urlsplit
 
 import soupsieve
 from bs4 import BeautifulSoup, Tag
-from pydantic import AfterValidator, Discriminator, Field, field_validator
+from pydantic import AfterValidator, Discriminator, Field, field_validator, model_validator
 from pydantic import Tag as UnionTag
 
 from podpod_scraping.core.apis import DeezerSource, MusicBrainzSource, WikidataCommonsSource
@@ -58,29 +58,40 @@ class SourceConfig(FrozenModel):
 
     kind: Literal["site"] = "site"
     name: NonEmptyStr
-    page_url: NonEmptyStr
+    page_url: NonEmptyStr | None = None
     selector: NonEmptyStr
     attribute: NonEmptyStr | None = None
     fallbacks: tuple[Fallback, ...] = KNOWN_FALLBACKS
     license: NonEmptyStr | None = None
     attribution: NonEmptyStr | None = None
+    search: SiteSearch | None = None
 
     @field_validator("page_url")
     @classmethod
-    def _template(cls, template: str) -> str:
-        _check_template(template)
+    def _template(cls, template: str | None) -> str | None:
+        if template is not None:
+            _check_template(template)
         return template
+
+    @model_validator(mode="after")
+    def _page_or_search(self) -> Self:
+        if self.page_url is None and self.search is None:
+            raise ValueError(
+                "give page_url (the artist's page from the name, e.g. "
+                "'https://site.example/a/{slug}') or search (a search page and its results)"
+            )
+        return self
+
+    def entry_url_for(self, artist: Artist) -> str:
+        """The first URL fetched for an artist: the search page, or else the artist page."""
+        if self.search is not None:
+            return fill_template(self.search.url, artist, self.name)
+        return self.page_url_for(artist)
 
     @field_validator("selector")
     @classmethod
     def _css(cls, selector: str) -> str:
-        try:
-            soupsieve.compile(selector)
-        except (soupsieve.SelectorSyntaxError, ValueError, TypeError) as error:
-            first_line = str(error).splitlines()[0]
-            raise ValueError(
-                f"{selector!r} is not a valid CSS selector ({first_line}); e.g. 'img.artist-image'"
-            ) from None
+        _check_selector(selector)
         return selector
 
     @field_validator("fallbacks", mode="before")
@@ -94,25 +105,72 @@ class SourceConfig(FrozenModel):
         return tuple(dict.fromkeys(value))
 
     def page_url_for(self, artist: Artist) -> str:
-        """The artist's page URL on this site.
+        """The artist's page URL on this site (``page_url`` filled from the name)."""
+        if self.page_url is None:
+            raise ScrapeError(
+                Outcome.PAGE_NOT_FOUND, f"{self.name} finds artist pages by search only"
+            )
+        return fill_template(self.page_url, artist, self.name)
 
-        Raises ScrapeError(PAGE_NOT_FOUND) when the template needs a slug and the name has
-        none (only punctuation): guessing a page there could match the wrong artist.
-        """
-        values: dict[str, str] = {
-            "id": quote(str(artist.id), safe=""),
-            "name": quote(artist.name, safe=""),
-            "name_plus": quote_plus(artist.name, safe=""),
-        }
-        if "slug" in _placeholders(self.page_url):
-            slug = slugify(artist.name)
-            if not slug:
-                raise ScrapeError(
-                    Outcome.PAGE_NOT_FOUND,
-                    f"artist name {artist.name!r} gives an empty slug for {self.name}",
-                )
-            values["slug"] = quote(slug, safe="-")
-        return self.page_url.format_map(values)
+
+class SiteSearch(FrozenModel):
+    """A site's search step, for sites whose artist URLs carry their own ids.
+
+    ``url`` is filled like ``page_url``; each element matched by ``result`` is one hit,
+    its link the first ``result_link`` inside it (or the element itself), its name the
+    text of ``result_name`` inside it (or the link's text). The same strict name match as
+    the APIs: exactly one distinct matching page, else ambiguous; no match, no page.
+    """
+
+    url: NonEmptyStr
+    result: NonEmptyStr
+    result_link: NonEmptyStr = "a[href]"
+    result_name: NonEmptyStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _template(cls, template: str) -> str:
+        _check_template(template)
+        return template
+
+    @field_validator("result", "result_link", "result_name")
+    @classmethod
+    def _css(cls, selector: str | None) -> str | None:
+        if selector is not None:
+            _check_selector(selector)
+        return selector
+
+
+def fill_template(template: str, artist: Artist, source_name: str) -> str:
+    """A URL template filled from the artist (every value percent-encoded).
+
+    Raises ScrapeError(PAGE_NOT_FOUND) when the template needs a slug and the name has
+    none (only punctuation): guessing a page there could match the wrong artist.
+    """
+    values: dict[str, str] = {
+        "id": quote(str(artist.id), safe=""),
+        "name": quote(artist.name, safe=""),
+        "name_plus": quote_plus(artist.name, safe=""),
+    }
+    if "slug" in _placeholders(template):
+        slug = slugify(artist.name)
+        if not slug:
+            raise ScrapeError(
+                Outcome.PAGE_NOT_FOUND,
+                f"artist name {artist.name!r} gives an empty slug for {source_name}",
+            )
+        values["slug"] = quote(slug, safe="-")
+    return template.format_map(values)
+
+
+def _check_selector(selector: str) -> None:
+    try:
+        soupsieve.compile(selector)
+    except (soupsieve.SelectorSyntaxError, ValueError, TypeError) as error:
+        first_line = str(error).splitlines()[0]
+        raise ValueError(
+            f"{selector!r} is not a valid CSS selector ({first_line}); e.g. 'img.artist-image'"
+        ) from None
 
 
 def slugify(name: str) -> str:

@@ -291,7 +291,7 @@ def check_robots(config: ScraperConfig, *, timeout: float = TIMEOUT) -> Iterator
     with Fetcher(policy) as fetcher:
         for source in config.sources:
             if isinstance(source, SourceConfig):  # API sources do not read robots.txt
-                yield _robots_of(source.name, source.page_url_for(_SAMPLE_ARTIST), fetcher, policy)
+                yield _robots_of(source.name, source.entry_url_for(_SAMPLE_ARTIST), fetcher, policy)
 
 
 def _robots_of(name: str, page: str, fetcher: Fetcher, policy: FetchPolicy) -> Check:
