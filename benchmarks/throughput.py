@@ -1,7 +1,7 @@
 """Scrape throughput against a slow, polite-limited site: prints numbers, asserts nothing.
 
     uv run python -m benchmarks.throughput [--artists 1000] [--latency 0.2]
-        [--connections 16] [--only a,b,c,n] [--refresh] [--keep]
+        [--connections 16] [--only a,b,c,n] [--repeat 1] [--refresh] [--keep]
 
 Why: a run's speed is bounded by politeness, not by us. With ``connections`` requests
 in flight per host and ``latency`` seconds per request, and 3 requests per artist
@@ -16,6 +16,8 @@ gets to that bound, and what Dagster costs on top of the plain service:
     partition-range runs of ``refresh.batch_size`` artists queued and launched;
 (n) (a) with ``images.variants.enabled: false``: what rendering and uploading the variant
     sets (``core.variants``) costs the pipeline; ``--only a,n`` prints the comparison.
+    ``--repeat 3`` runs (a) and (n) three times, alternating, and prints each pair's ratio
+    and the median: on these noisy machines one pair can be 10 % off either way.
 
 Each variant gets a fresh catalog database, a fresh bucket and fresh Dagster storage on
 services the benchmark starts itself, all on 127.0.0.1: a throw-away PostgreSQL, the
@@ -33,13 +35,14 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -93,6 +96,7 @@ class VariantResult:
     """One variant's numbers, as the table shows them."""
 
     key: str
+    round_: int = 0  # which --repeat round (0: the first)
     wall_s: float | None = None
     ok: bool = False
     status: str = ""
@@ -386,14 +390,20 @@ def _timeout(bench: Bench) -> float:
 
 
 def run_plain(
-    bench: Bench, *, refresh: bool, key: str = "a", config_path: Path | None = None
+    bench: Bench,
+    *,
+    refresh: bool,
+    key: str = "a",
+    config_path: Path | None = None,
+    round_: int = 0,
 ) -> tuple[VariantResult, list[list[Any]] | None]:
     """(a) (or (n) with its own config), and with ``refresh`` the unchanged second pass."""
-    result = VariantResult(key)
-    catalog_url, bucket = bench.fresh_catalog(key), bench.fresh_bucket(key)
+    result = VariantResult(key, round_=round_)
+    label = f"{key}{round_}" if round_ else key
+    catalog_url, bucket = bench.fresh_catalog(label), bench.fresh_bucket(label)
     finished, data, hits = _plain_pass(
         bench,
-        label=key,
+        label=label,
         catalog_url=catalog_url,
         bucket=bucket,
         batch_id=PLAIN_BATCH_ID,
@@ -937,13 +947,16 @@ def _table(bench: Bench, results: Sequence[VariantResult]) -> str:
     reference = next((r for r in results if r.key == "a" and r.wall_s), None)
     rows = []
     for r in results:
+        ratio_base = next(
+            (x for x in results if x.key == "a" and x.round_ == r.round_ and x.wall_s), reference
+        )
         rate = bench.artists / r.wall_s if r.wall_s else None
         ratio = None
-        if rate is not None and reference is not None and reference.wall_s:
-            ratio = rate / (bench.artists / reference.wall_s)
+        if rate is not None and ratio_base is not None and ratio_base.wall_s:
+            ratio = rate / (bench.artists / ratio_base.wall_s)
         rows.append(
             [
-                VARIANTS[r.key],
+                _label(r, results),
                 _fmt(r.wall_s, ".1f"),
                 _fmt(r.work_s, ".1f"),
                 _fmt(rate, ".1f"),
@@ -1001,7 +1014,7 @@ def _print_report(
         "including the daemon's own loops). events: event_logs rows of the variant's runs."
     )
     for r in results:
-        print(f"\n{VARIANTS[r.key]}:")
+        print(f"\n{_label(r, results)}:")
         s = r.site
         print(
             f"  site: search {s.search}, page {s.page}, image 200 {s.image_200}, image 304 "
@@ -1011,19 +1024,42 @@ def _print_report(
         )
         for line in r.details:
             print("  " + line.replace("\n", "\n    "))
-    by_key = {r.key: r for r in results}
-    on, off = by_key.get("a"), by_key.get("n")
-    if on is not None and off is not None and on.wall_s and off.wall_s:
-        rate_on, rate_off = bench.artists / on.wall_s, bench.artists / off.wall_s
-        cpu_on, cpu_off = on.cpu_s or 0.0, off.cpu_s or 0.0
-        print(
-            f"\nvariants on vs off: {rate_on:.1f} vs {rate_off:.1f} artists/s "
-            f"({(rate_on / rate_off - 1) * 100:+.1f} %); CPU {cpu_on:.1f} vs {cpu_off:.1f} s "
-            f"({(cpu_on - cpu_off) / bench.artists * 1000:.0f} ms per artist for its set)"
-        )
+    _print_variant_cost(bench, results)
     if refresh_rows is not None:
         print("\n--refresh: (a) again over the same artists, catalog and bucket (site unchanged)")
         print(tabulate(refresh_rows, headers=["", "value"], disable_numparse=True))
+
+
+def _label(result: VariantResult, results: Sequence[VariantResult]) -> str:
+    """The variant's name, with its round when --repeat ran several."""
+    repeated = any(r.round_ for r in results)
+    return VARIANTS[result.key] + (f" #{result.round_ + 1}" if repeated else "")
+
+
+def _print_variant_cost(bench: Bench, results: Sequence[VariantResult]) -> None:
+    """(a) against (n) per round, then the median change over the rounds."""
+    rounds = sorted({r.round_ for r in results})
+    changes: list[float] = []
+    for round_ in rounds:
+        by_key = {r.key: r for r in results if r.round_ == round_}
+        on, off = by_key.get("a"), by_key.get("n")
+        if on is None or off is None or not on.wall_s or not off.wall_s:
+            continue
+        rate_on, rate_off = bench.artists / on.wall_s, bench.artists / off.wall_s
+        cpu_on, cpu_off = on.cpu_s or 0.0, off.cpu_s or 0.0
+        changes.append((rate_on / rate_off - 1) * 100)
+        print(
+            f"\nvariants on vs off{f' (round {round_ + 1})' if len(rounds) > 1 else ''}: "
+            f"{rate_on:.1f} vs {rate_off:.1f} artists/s ({changes[-1]:+.1f} %); CPU "
+            f"{cpu_on:.1f} vs {cpu_off:.1f} s "
+            f"({(cpu_on - cpu_off) / bench.artists * 1000:.0f} ms per artist for its set)"
+        )
+    if len(changes) > 1:
+        print(
+            f"variants on vs off, median of {len(changes)} rounds: "
+            f"{statistics.median(changes):+.1f} % (range {min(changes):+.1f} to "
+            f"{max(changes):+.1f} %)"
+        )
 
 
 # --------------------------------------------------------------------------- main
@@ -1038,6 +1074,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per response")
     parser.add_argument("--connections", type=int, default=16, help="per-host limit")
     parser.add_argument("--only", default="a,b,c", help="variants to run, e.g. a,c")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of (a) and (n), alternating (a,n only)"
+    )
     parser.add_argument("--refresh", action="store_true", help="also time an unchanged pass")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     # The plain reference's own process (see _child_plain).
@@ -1049,6 +1088,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.artists < 1 or args.latency <= 0 or not 1 <= args.connections <= 128:
         parser.error("need --artists >= 1, --latency > 0 and 1 <= --connections <= 128")
+    if args.repeat < 1:
+        parser.error("need --repeat >= 1")
     return args
 
 
@@ -1092,18 +1133,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{emulator.endpoint}, work folder {work}",
                 flush=True,
             )
-            runners = {
-                "a": lambda: run_plain(bench, refresh=args.refresh),
-                "b": lambda: (run_cli(bench), None),
-                "c": lambda: (run_daemon(bench), None),
-                "n": lambda: run_plain(bench, refresh=False, key="n", config_path=no_variants),
+            runners: dict[str, Callable[[int], tuple[VariantResult, list[list[Any]] | None]]] = {
+                "a": lambda r: run_plain(bench, refresh=args.refresh and r == 0, round_=r),
+                "b": lambda _: (run_cli(bench), None),
+                "c": lambda _: (run_daemon(bench), None),
+                "n": lambda r: run_plain(
+                    bench, refresh=False, key="n", config_path=no_variants, round_=r
+                ),
             }
-            for key in VARIANTS:
-                if key not in only:
-                    continue
-                print(f"running {VARIANTS[key]} ...", flush=True)
+            schedule = [
+                (round_, key)
+                for round_ in range(args.repeat)
+                for key in VARIANTS
+                if key in only and (round_ == 0 or key in "an")
+            ]
+            for round_, key in schedule:
+                suffix = f" (round {round_ + 1} of {args.repeat})" if args.repeat > 1 else ""
+                print(f"running {VARIANTS[key]}{suffix} ...", flush=True)
                 started, load_before = time.perf_counter(), os.getloadavg()[0]
-                result, rows = runners[key]()
+                result, rows = runners[key](round_)
                 result.details.append(
                     f"1-min load average before / after: {load_before:.1f} / "
                     f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other processes "

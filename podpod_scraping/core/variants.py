@@ -17,11 +17,12 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
-from io import BytesIO
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 import blurhash
 import cv2
@@ -35,13 +36,14 @@ from podpod_scraping.core.formats import available_formats, format_named
 from podpod_scraping.core.schema import FrozenModel, PositiveInt
 
 #: Bumped when rendering changes in a way that should give every image a new set.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 _WHITE = (255, 255, 255)
 _MAX_WIDTH = 4096
 #: Faces and saliency are found on a reduced copy: plenty for a crop, a fraction of the CPU.
 _DETECT_SIDE = 384
 _SALIENCY_SIDE = 160
-_PLACEHOLDER_SIDE = 64  # BlurHash/ThumbHash/colour only see a few thousand pixels
+_PLACEHOLDER_SIDE = 64  # ThumbHash and the colour only see a few thousand pixels
+_BLURHASH_SIDE = 32  # BlurHash's 4x3 cosines need no more; its encoder costs per pixel
 _BLURHASH_COMPONENTS = 4
 _AVATAR_PREVIEW_SIDE = 64
 
@@ -76,6 +78,10 @@ class VariantPolicy(FrozenModel):
     # libavif's speed 0 (best, very slow) .. 10 (fastest); measured in benchmarks/variants.py.
     avif_speed: Annotated[StrictInt, Field(ge=0, le=10)] = 8
     jpeg_fallback: StrictBool = True
+    # A WebP at the original's own width when it is narrower than the widest width. Off by
+    # default: the JPEG fallback already serves that width, and this encode, the widest
+    # of the set, was half its CPU (benchmarks/throughput.py, --only a,n).
+    original_width: StrictBool = False
     avatar: StrictBool = True
     face_detection: StrictBool = True
 
@@ -191,24 +197,29 @@ def render_variants(
         raise ValueError("variants are off in this policy")
     try:
         variants: list[Variant] = []
-        scaled = _cascade(image, policy.widths)
+        scaled = _cascade(image, policy.widths, own=policy.original_width)
         for picture in scaled:
             variants.extend(_encode_all(picture, VariantKind.FULL, policy))
         full = list(variants)
         if policy.jpeg_fallback:
-            variants.append(fallback or _encode(scaled[-1], VariantKind.FALLBACK, "jpeg", policy))
+            variants.append(fallback or _fallback(image, scaled, policy))
         method: AvatarMethod | None = None
         preview: bytes | None = None
         if policy.avatar:
             square, method = avatar_crop(image, faces=policy.face_detection)
-            squares = scaled if square is image else _cascade(square, policy.widths)
+            squares = (
+                scaled
+                if square is image
+                else _cascade(square, policy.widths, own=policy.original_width)
+            )
             if square is image:  # already square: the full variants are the avatar
                 variants.extend(dataclasses.replace(v, kind=VariantKind.AVATAR) for v in full)
             else:
                 for picture in squares:
                     variants.extend(_encode_all(picture, VariantKind.AVATAR, policy))
             preview = _jpeg(flatten_on_white(_scale_to_width(squares[0], _AVATAR_PREVIEW_SIDE)), 70)
-        placeholders = make_placeholders(image, width=width, height=height)
+        # The narrowest variant has every pixel a 64 px placeholder needs (and far fewer).
+        placeholders = make_placeholders(scaled[0], width=width, height=height)
     except VariantError:
         raise
     except MemoryError:
@@ -236,29 +247,31 @@ def published_fallback(data: bytes, width: int, height: int) -> Variant:
 def expected_count(policy: VariantPolicy, width: int, height: int) -> int:
     """How many variants a complete set of a ``width`` x ``height`` image has."""
     per_format = len(policy.formats)
-    count = len(_target_widths(width, policy.widths)) * per_format
+    own = policy.original_width
+    count = len(_target_widths(width, policy.widths, own=own)) * per_format
     count += 1 if policy.jpeg_fallback else 0
     if policy.avatar:
-        count += len(_target_widths(min(width, height), policy.widths)) * per_format
+        count += len(_target_widths(min(width, height), policy.widths, own=own)) * per_format
     return count
 
 
 # --- sizes and encoding -------------------------------------------------------------------
 
 
-def _target_widths(available: int, widths: tuple[int, ...]) -> list[int]:
-    """The configured widths the image can fill, plus its own width when it is narrower
-    than the largest (a small original still gets its sharpest variant; never upscaled)."""
+def _target_widths(available: int, widths: tuple[int, ...], *, own: bool) -> list[int]:
+    """The configured widths the image can fill (never upscaled); with ``own``, also its own
+    width when it is narrower than the largest. An image narrower than every width gets
+    its own width either way: a set always has at least one variant of each kind."""
     fitting = [w for w in widths if w <= available]
-    if available < widths[-1] and available not in fitting:
+    if available < widths[-1] and available not in fitting and (own or not fitting):
         fitting.append(available)
     return fitting
 
 
-def _cascade(image: Image.Image, widths: tuple[int, ...]) -> list[Image.Image]:
+def _cascade(image: Image.Image, widths: tuple[int, ...], *, own: bool) -> list[Image.Image]:
     """``image`` at each target width, narrowest first. Each is scaled from the next wider
     one (not from the source): a 2000 px draft is resized once, the rest are cheap."""
-    targets = _target_widths(image.width, widths)
+    targets = _target_widths(image.width, widths, own=own)
     scaled: list[Image.Image] = []
     current = image
     for target in reversed(targets):
@@ -275,6 +288,14 @@ def _scale_to_width(image: Image.Image, width: int, *, aspect: float | None = No
     # Bicubic with a box pre-reduction past 3x: measured 260 vs 340 ms (LANCZOS) for a
     # whole set of a 4000x3000 photo, no visible difference at these sizes.
     return image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def _fallback(image: Image.Image, scaled: list[Image.Image], policy: VariantPolicy) -> Variant:
+    """One JPEG at the widest width the image fills (its own, up to the widest configured),
+    for when the published image is not a JPEG and so cannot serve as the fallback."""
+    width = min(image.width, policy.widths[-1])
+    source = scaled[-1] if scaled[-1].width == width else _scale_to_width(image, width)
+    return _encode(source, VariantKind.FALLBACK, "jpeg", policy)
 
 
 def _encode_all(image: Image.Image, kind: VariantKind, policy: VariantPolicy) -> list[Variant]:
@@ -296,11 +317,24 @@ def _encode(image: Image.Image, kind: VariantKind, name: str, policy: VariantPol
 
 
 def encode_image(image: Image.Image, pillow_format: str, options: dict[str, object]) -> bytes:
-    """Encode ``image`` without any metadata (the one place variants are encoded)."""
+    """Encode ``image`` without any metadata (the one place images are encoded).
+
+    Into an anonymous file, not a BytesIO: Pillow's JPEG and PNG encoders release the GIL
+    only while writing to a file descriptor. Into a BytesIO, two threads encoding JPEGs
+    took 1.6x as long as one; into a file, 1.0x. The pipeline encodes on dozens of threads.
+    """
     image.info.clear()
-    out = BytesIO()
-    image.save(out, pillow_format, **options)
-    return out.getvalue()
+    with _scratch_file() as out:
+        image.save(out, pillow_format, **options)
+        out.seek(0)
+        return out.read()
+
+
+def _scratch_file() -> IO[bytes]:
+    """A file in memory with a descriptor (Linux ``memfd``), else a temporary file."""
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("podpod-encode", os.MFD_CLOEXEC), "w+b")
+    return tempfile.TemporaryFile()
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:
@@ -420,7 +454,9 @@ def make_placeholders(image: Image.Image, *, width: int, height: int) -> Placeho
     y_components = _BLURHASH_COMPONENTS if rgb.height > rgb.width else 3
     thumb = thash.encode(small.convert("RGBA"), resize=True, target_size=_PLACEHOLDER_SIDE)
     colour = dominant_color(rgb)
-    blur = blurhash.encode(rgb.copy(), x_components, y_components)  # it closes its input
+    tiny = rgb.copy()  # a copy either way: the encoder closes its input
+    tiny.thumbnail((_BLURHASH_SIDE, _BLURHASH_SIDE), Image.Resampling.BILINEAR)
+    blur = blurhash.encode(tiny, x_components, y_components)
     return Placeholders(
         blurhash=blur,
         thumbhash=base64.b64encode(bytes(thumb)).decode("ascii"),

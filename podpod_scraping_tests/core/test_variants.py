@@ -70,7 +70,7 @@ def test_avif_variants_are_encoded_when_configured() -> None:
     found = _render(photo_bytes(800, 600, "JPEG"), policy)
 
     avif = [v for v in found.variants if v.format == "avif"]
-    assert [v.width for v in avif if v.kind is VariantKind.FULL] == [128, 320, 640, 800]
+    assert [v.width for v in avif if v.kind is VariantKind.FULL] == [128, 320, 640]
     assert all(_open(v).format == "AVIF" and v.content_type == "image/avif" for v in avif)
 
 
@@ -118,10 +118,33 @@ def test_a_tiny_image_gets_no_upscaled_variant() -> None:
     found = _render(photo_bytes(240, 200, "PNG"))
 
     full = _by(found, VariantKind.FULL)
-    assert sorted(width for _, width in full) == [128, 240]  # its own width, never more
-    assert sorted(width for _, width in _by(found, VariantKind.AVATAR)) == [128, 200]
+    assert sorted(width for _, width in full) == [128]  # never more than the original
+    assert sorted(width for _, width in _by(found, VariantKind.AVATAR)) == [128]
+    (fallback,) = _by(found, VariantKind.FALLBACK).values()
+    assert (fallback.width, fallback.height) == (240, 200)  # the fallback serves its own width
     assert all(v.width <= 240 and v.height <= 200 for v in found.variants)
     assert (found.placeholders.width, found.placeholders.height) == (240, 200)
+    assert len(found.variants) == expected_count(POLICY.variants, 240, 200)
+
+
+def test_original_width_adds_a_webp_at_the_originals_own_width() -> None:
+    policy = ImagePolicy.model_validate({"variants": {"original_width": True}})
+
+    found = _render(photo_bytes(240, 200, "PNG"), policy)
+
+    assert sorted(w for _, w in _by(found, VariantKind.FULL)) == [128, 240]
+    assert sorted(w for _, w in _by(found, VariantKind.AVATAR)) == [128, 200]
+    assert len(found.variants) == expected_count(policy.variants, 240, 200)
+
+
+def test_an_image_narrower_than_every_width_gets_its_own_width() -> None:
+    policy = ImagePolicy.model_validate({"min_width": 64, "min_height": 64})
+
+    found = _render(photo_bytes(100, 90, "PNG"), policy)
+
+    assert sorted(w for _, w in _by(found, VariantKind.FULL)) == [100]
+    assert sorted(w for _, w in _by(found, VariantKind.AVATAR)) == [90]
+    assert len(found.variants) == expected_count(policy.variants, 100, 90)
 
 
 def test_a_cmyk_jpeg_gives_rgb_variants() -> None:
@@ -153,9 +176,9 @@ def test_a_transparent_png_keeps_alpha_in_webp_and_the_jpeg_is_flattened_on_whit
     image.paste((0, 0, 0, 0), (0, 0, 100, 300))  # a transparent left band
     found = _render(encode(image, "PNG"))
 
-    webp = _open(_by(found, VariantKind.FULL)[("webp", 400)])
+    webp = _open(_by(found, VariantKind.FULL)[("webp", 320)])
     assert webp.mode == "RGBA"
-    assert webp.getpixel((10, 150))[3] == 0  # type: ignore[index]
+    assert webp.getpixel((8, 120))[3] == 0  # type: ignore[index]
     (fallback,) = _by(found, VariantKind.FALLBACK).values()
     assert all(channel > 245 for channel in _open(fallback).getpixel((10, 150)))  # type: ignore[union-attr]
 

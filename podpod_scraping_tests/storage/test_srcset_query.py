@@ -36,5 +36,5 @@ def test_the_readme_query_builds_the_srcsets_of_a_published_artist(service: Serv
     assert row.fallback_url == current.public_url == row.jpeg_url
     assert (row.blurhash, row.dominant_color) == (current.blurhash, current.dominant_color)
     assert _widths(row.srcset) == ["128w", "320w", "640w", "800w"]
-    assert _widths(row.avatar_srcset) == ["128w", "320w", "600w"]  # the 600 px square
+    assert _widths(row.avatar_srcset) == ["128w", "320w"]  # the 600 px square: no 600 avatar
     assert row.avatar_method in {"face", "saliency", "centre"}

@@ -72,7 +72,7 @@ def test_every_variant_in_the_bucket_matches_its_row(service: Service) -> None:
     assert report.status is ArtistStatus.SUCCEEDED
     current = catalog.current_images(["1"])["1"]
     rows = catalog.variants(current.id)
-    assert len(rows) == current.variant_count == 9
+    assert len(rows) == current.variant_count == 8  # 4 widths, 3 avatar widths, the JPEG
     assert current.variant_set == FINGERPRINT
     assert current.avatar_method == "face"
     assert current.blurhash
@@ -154,7 +154,7 @@ def test_a_current_image_without_variants_gets_its_set_from_a_refresh(service: S
     assert report.status is ArtistStatus.SUCCEEDED
     assert not report.switched  # the same image: its row gained the set
     current = catalog.current_images(["1"])["1"]
-    assert (current.id, current.variant_set, current.variant_count) == (image_id, FINGERPRINT, 6)
+    assert (current.id, current.variant_set, current.variant_count) == (image_id, FINGERPRINT, 4)
     assert catalog.stale_artist_ids(now=now, max_age=max_age, variant_set=FINGERPRINT) == []
     for row in catalog.variants(image_id):
         assert bucket.get_blob(row.object_name) is not None
@@ -202,6 +202,6 @@ def test_a_kept_current_image_without_variants_gets_its_set_from_its_archived_or
     assert "republished from the archived original" in report.reason
     current = catalog.current_images(["1"])["1"]
     assert (current.id, current.sha256) == (before.id, before.sha256)
-    assert (current.variant_set, current.variant_count) == (FINGERPRINT, 6)
+    assert (current.variant_set, current.variant_count) == (FINGERPRINT, 4)
     for row in catalog.variants(current.id):
         assert service.bucket.get_blob(row.object_name) is not None

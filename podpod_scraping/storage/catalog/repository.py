@@ -745,20 +745,10 @@ class CatalogRepository:
     def _record_variants(connection: Connection, image_id: int, found: VariantSetRecord) -> None:
         """The set's rows (a rerun adds none), then the image names it as complete."""
         now = datetime.now(UTC)
+        # One statement with a list of parameter sets (executemany): compiled once and
+        # cached, where a multi-row VALUES clause is compiled anew for every image.
         connection.execute(
-            dialect_insert(connection, ArtistImageVariantRow)
-            .values(
-                [
-                    {
-                        "image_id": image_id,
-                        "variant_set": found.variant_set,
-                        "created_at": now,
-                    }
-                    | dataclasses.asdict(variant)
-                    for variant in found.variants
-                ]
-            )
-            .on_conflict_do_nothing(
+            dialect_insert(connection, ArtistImageVariantRow).on_conflict_do_nothing(
                 index_elements=[
                     ArtistImageVariantRow.image_id,
                     ArtistImageVariantRow.variant_set,
@@ -766,7 +756,12 @@ class CatalogRepository:
                     ArtistImageVariantRow.format,
                     ArtistImageVariantRow.width,
                 ]
-            )
+            ),
+            [
+                {"image_id": image_id, "variant_set": found.variant_set, "created_at": now}
+                | dataclasses.asdict(variant)
+                for variant in found.variants
+            ],
         )
         connection.execute(
             sa.update(ArtistImageRow)
