@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ _MAX_WIDTH = 4096
 _DETECT_SIDE = 384
 _SALIENCY_SIDE = 160
 _PLACEHOLDER_SIDE = 64  # ThumbHash and the colour only see a few thousand pixels
-_BLURHASH_SIDE = 32  # BlurHash's 4x3 cosines need no more; its encoder costs per pixel
+_BLURHASH_SIDE = 32  # BlurHash's 4x3 cosines and the colour need no more (cost per pixel)
 _BLURHASH_COMPONENTS = 4
 _AVATAR_PREVIEW_SIDE = 64
 
@@ -139,8 +140,8 @@ class Variant:
     def byte_size(self) -> int:
         return len(self.data)
 
-    @property
-    def sha256(self) -> str:
+    @functools.cached_property
+    def sha256(self) -> str:  # read several times per upload: hashed once
         return hashlib.sha256(self.data).hexdigest()
 
     @property
@@ -453,9 +454,9 @@ def make_placeholders(image: Image.Image, *, width: int, height: int) -> Placeho
     x_components = _BLURHASH_COMPONENTS if rgb.width >= rgb.height else 3
     y_components = _BLURHASH_COMPONENTS if rgb.height > rgb.width else 3
     thumb = thash.encode(small.convert("RGBA"), resize=True, target_size=_PLACEHOLDER_SIDE)
-    colour = dominant_color(rgb)
-    tiny = rgb.copy()  # a copy either way: the encoder closes its input
+    tiny = rgb.copy()  # a copy either way: the BlurHash encoder closes its input
     tiny.thumbnail((_BLURHASH_SIDE, _BLURHASH_SIDE), Image.Resampling.BILINEAR)
+    colour = dominant_color(tiny)  # median cut costs per pixel: a thousand are plenty
     blur = blurhash.encode(tiny, x_components, y_components)
     return Placeholders(
         blurhash=blur,
