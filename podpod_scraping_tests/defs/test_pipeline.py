@@ -87,8 +87,8 @@ def test_rerun_creates_no_new_object_and_no_duplicate_row(pipeline: Pipeline) ->
     assert _identities(pipeline) == rows_before
     assert len(rows_before) == 2
     assert pipeline.variant_rows() == variants_before
-    # 400x300 each: WebP at 128, 320, 400; avatars at 128, 300; one JPEG fallback.
-    assert len(variants_before) == 2 * 6
+    # 400x300 each: WebP at 128, 320; avatars at 128; the 400 px JPEG fallback.
+    assert len(variants_before) == 2 * 4
 
 
 def test_changed_image_publishes_new_object_and_switches_current(pipeline: Pipeline) -> None:
