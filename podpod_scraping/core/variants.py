@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -136,14 +135,17 @@ class Variant:
     content_type: str
     extension: str
     published: bool = False  # the published image itself (no object of its own)
+    # Hashed once, when made: read several times per upload. Not a cached_property: on
+    # Python 3.11 that holds one lock for every instance of the class, and with dozens of
+    # threads publishing it serialised them (860 of 1030 ms per set at 64 in flight).
+    sha256: str = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
 
     @property
     def byte_size(self) -> int:
         return len(self.data)
-
-    @functools.cached_property
-    def sha256(self) -> str:  # read several times per upload: hashed once
-        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def file_name(self) -> str:
