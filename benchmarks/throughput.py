@@ -58,6 +58,7 @@ from podpod_scraping.core.scraper import ArtistImageScraper
 from podpod_scraping.storage.catalog.repository import CatalogRepository, make_engine
 from podpod_scraping.storage.images import CatalogImageStore
 from podpod_scraping.storage.objects import GCSObjectStore
+from podpod_scraping.storage.variant_sets import variant_writer
 from podpod_scraping_tests.fixtures.processes import stop_process_group
 
 if TYPE_CHECKING:
@@ -310,8 +311,11 @@ def _child_plain(args: argparse.Namespace) -> int:
     (``defs.resources``), minus Dagster. Writes its numbers as JSON to ``--result``."""
     ready_at = time.time()
     config = load_scraper_config(args.config)
+    objects = GCSObjectStore(args.bucket)
     store = CatalogImageStore(
-        GCSObjectStore(args.bucket), CatalogRepository(make_engine(args.catalog_url))
+        objects,
+        CatalogRepository(make_engine(args.catalog_url)),
+        variant_writer=variant_writer(objects, config.refresh.variant_processes),
     )
     ids = [str(i) for i in range(1, args.artists + 1)]
     tally = BatchTally()
@@ -328,6 +332,7 @@ def _child_plain(args: argparse.Namespace) -> int:
         for report in reports:
             tally.add(report)
     service_s = time.perf_counter() - started
+    store.close()
     result = {
         "ready_at": ready_at,
         "service_s": service_s,

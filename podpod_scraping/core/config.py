@@ -22,6 +22,7 @@ from podpod_scraping.core.ranking import RankingPolicy
 from podpod_scraping.core.schema import (
     FrozenModel,
     NonEmptyStr,
+    NonNegativeInt,
     PositiveInt,
     ScraperConfigError,
     load_yaml_model,
@@ -49,12 +50,17 @@ class RefreshPolicy(FrozenModel):
     Every entry point honours these (UI backfills, the CLI, the sensor's and the
     schedule's runs): ``concurrency`` artists are in flight in a run (per-host limits
     of ``fetch`` still bound each site), ``batch_size`` artists make one unattended run.
+    ``variant_processes`` worker processes render and upload the variant sets (0: each
+    artist's own thread does, on the run process's one GIL; see
+    ``storage.variant_sets``). Each worker holds its own image libraries and GCS client
+    (about 100 MB).
     """
 
     stale_after_days: PositiveInt = 30
     batch_size: PositiveInt = Field(default=500, le=10_000)
     concurrency: PositiveInt = Field(default=32, le=256)
     max_storage_failures: PositiveInt = Field(default=5, le=10_000)
+    variant_processes: NonNegativeInt = Field(default=2, le=32)
 
 
 class CatalogColumns(FrozenModel):

@@ -44,12 +44,7 @@ from podpod_scraping.core.outcomes import (
     ScrapeResult,
 )
 from podpod_scraping.core.scraper import ArtistImageScraper, KnownImage
-from podpod_scraping.core.variants import (
-    VariantError,
-    VariantSet,
-    published_fallback,
-    render_variants,
-)
+from podpod_scraping.core.variants import VariantError, VariantRequest, published_fallback
 
 logger = logging.getLogger(__name__)
 
@@ -171,15 +166,17 @@ class OriginalImage:
 class Publication:
     """A found image ready to publish: the scrape, its archived original, the served image.
 
-    ``variants`` is the complete set to publish with it, or None when variants are off or
-    the image already has its set (a rerun that found the same image renders nothing).
+    ``variants`` is the set to render and publish with it (all or nothing: the store raises
+    :class:`~podpod_scraping.core.variants.VariantError` when a variant fails to encode),
+    or None when variants are off or the image already has its set (a rerun that found
+    the same image renders nothing).
     """
 
     result: ScrapeResult
     image: NormalizedImage
     original: OriginalImage
     preview_jpeg: bytes
-    variants: VariantSet | None = None
+    variants: VariantRequest | None = None
 
     @property
     def artist_id(self) -> str:
@@ -245,7 +242,9 @@ class ImageStore(Protocol):
         ...
 
     def publish(self, publication: Publication, *, batch_id: str) -> Recorded:
-        """Object first, then row + current switch (unless a newer attempt is recorded)."""
+        """Objects first (the variant set rendered, then written), then row + current switch
+        (unless a newer attempt is recorded); raise VariantError when the set cannot be
+        rendered, before anything of this publication is written."""
         ...
 
     def record_unchanged(
@@ -598,7 +597,10 @@ class _Worker:
             decoded: DecodedImage = scraped.decoded or decode_image(scraped.data, self._images)
             normalized = normalize_decoded(decoded, self._images)
             preview = preview_jpeg(decoded.image)
-            variants = self._variants(task, decoded, normalized)
+            publication = Publication(
+                result, normalized, original, preview, self._variants(task, decoded, normalized)
+            )
+            recorded = self._store.publish(publication, batch_id=self._batch_id)
         except (ScrapeError, VariantError) as error:  # the artist's failure, not storage's
             outcome, reason = (
                 (error.outcome, error.reason)
@@ -615,13 +617,11 @@ class _Worker:
             )
             recorded = self._store.record_failure(task, failed, batch_id=self._batch_id)
             return self._report(task, failed, ArtistStatus.FAILED, recorded)
-        publication = Publication(result, normalized, original, preview, variants)
-        recorded = self._store.publish(publication, batch_id=self._batch_id)
         return self._report(task, result, ArtistStatus.SUCCEEDED, recorded, original=original)
 
     def _variants(
         self, task: ArtistTask, decoded: DecodedImage, image: NormalizedImage
-    ) -> VariantSet | None:
+    ) -> VariantRequest | None:
         """The set to publish with the image: None when off, or already recorded for it."""
         policy = self._images.variants
         current = task.current
@@ -634,12 +634,8 @@ class _Worker:
         fallback = None
         if image.content_type == "image/jpeg":  # the published image is the JPEG fallback
             fallback = published_fallback(image.data, image.width, image.height)
-        return render_variants(
-            decoded.variant_source,
-            policy,
-            width=info.width,
-            height=info.height,
-            fallback=fallback,
+        return VariantRequest(
+            decoded.variant_source, info.width, info.height, policy, fallback=fallback
         )
 
     @staticmethod

@@ -180,6 +180,27 @@ class VariantSet:
     avatar_preview: bytes | None  # a small JPEG for the Dagster UI
 
 
+@dataclass(frozen=True)
+class VariantRequest:
+    """What one image's set is rendered from: picklable, so a worker process can render it.
+
+    ``source`` is the oriented sRGB original (RGB, or RGBA with its alpha), ``width`` x
+    ``height`` its size after orientation, ``fallback`` the published JPEG when it serves
+    as the set's fallback (:func:`published_fallback`).
+    """
+
+    source: Image.Image
+    width: int
+    height: int
+    policy: VariantPolicy
+    fallback: Variant | None = None
+
+    def render(self) -> VariantSet:
+        return render_variants(
+            self.source, self.policy, width=self.width, height=self.height, fallback=self.fallback
+        )
+
+
 def render_variants(
     image: Image.Image,
     policy: VariantPolicy,

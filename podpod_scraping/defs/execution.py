@@ -121,6 +121,7 @@ def refresh_step(
                     last_progress = now
                     progress()
     finally:  # a batch stopped early (storage down) still logs and pushes its numbers
+        store.close()
         elapsed = time.monotonic() - started
         context.log.info(f"{reason}: {tally.summary()} in {elapsed:.1f}s")
         finish_run(context, telemetry.snapshot(), metrics)

@@ -27,6 +27,7 @@ from podpod_scraping.storage.objects import (
     ObjectStore,
     ObjectStoreError,
 )
+from podpod_scraping.storage.variant_sets import variant_writer
 
 
 @cache
@@ -51,13 +52,16 @@ class CatalogResource(dg.ConfigurableResource):
     def image_store(
         self, objects: ObjectStoreResource, config: ScraperConfig, *, force: bool = False
     ) -> CatalogImageStore:
-        """Where the refresh service reads its artists and writes images and rows."""
+        """Where the refresh service reads its artists and writes images and rows; the
+        caller closes it (its variant writer's worker processes)."""
+        store = objects.store()
         return CatalogImageStore(
-            objects.store(),
+            store,
             self.repository(),
             columns=config.catalog,
             identity=config.identity,
             force=force,
+            variant_writer=variant_writer(store, config.refresh.variant_processes),
         )
 
 

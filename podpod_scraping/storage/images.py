@@ -27,7 +27,7 @@ from podpod_scraping.core.identity import (
     IdentityMethod,
     preferred,
 )
-from podpod_scraping.core.naming import image_object_name, variant_object_name
+from podpod_scraping.core.naming import image_object_name
 from podpod_scraping.core.outcomes import ScrapedImage, ScrapeResult, sha256_hex
 from podpod_scraping.core.refresh import (
     ArtistStatus,
@@ -40,23 +40,21 @@ from podpod_scraping.core.refresh import (
     StoreError,
 )
 from podpod_scraping.core.scraper import KnownImage
-from podpod_scraping.core.variants import VariantSet
 from podpod_scraping.storage.catalog import repository as catalog
 from podpod_scraping.storage.catalog.errors import is_permanent_catalog_error
 from podpod_scraping.storage.catalog.repository import (
     CatalogRepository,
     ImageRecord,
     TakedownRecord,
-    VariantRecord,
-    VariantSetRecord,
 )
 from podpod_scraping.storage.objects import (
+    IMMUTABLE_CACHE_CONTROL,
     ObjectConflictError,
     ObjectNotFoundError,
     ObjectStore,
     ObjectStoreError,
-    StoredObject,
 )
+from podpod_scraping.storage.variant_sets import InlineVariantWriter, VariantJob, VariantWriter
 
 
 def _utcnow() -> datetime:
@@ -65,7 +63,7 @@ def _utcnow() -> datetime:
 
 SOURCE_PREFIX = "sources"
 #: Published objects are content-addressed and never rewritten: cache them forever.
-PUBLISHED_CACHE_CONTROL = "public, max-age=31536000, immutable"
+PUBLISHED_CACHE_CONTROL = IMMUTABLE_CACHE_CONTROL
 #: Originals are private working copies (kept to re-normalize without re-scraping).
 SOURCE_CACHE_CONTROL = "private, max-age=0, no-store"
 
@@ -143,7 +141,9 @@ def store_errors(what: str) -> Iterator[None]:
 class CatalogImageStore:
     """:class:`~podpod_scraping.core.refresh.ImageStore` over an object store and the catalog.
 
-    Thread-safe: the object stores and the repository are, and this keeps no state.
+    Thread-safe: the object stores, the repository and the variant writer are, and this
+    keeps no state. Variant sets are written by ``variant_writer`` (default: in the
+    calling thread; the runs' resources give it worker processes); :meth:`close` ends it.
     """
 
     def __init__(
@@ -155,8 +155,10 @@ class CatalogImageStore:
         identity: IdentityPolicy = IdentityPolicy(),  # noqa: B008
         force: bool = False,
         clock: Callable[[], datetime] = _utcnow,
+        variant_writer: VariantWriter | None = None,
     ) -> None:
         self._objects = objects
+        self._variant_writer = variant_writer or InlineVariantWriter(objects)
         self._repository = repository
         self._columns = columns
         self._identity = identity
@@ -166,6 +168,14 @@ class CatalogImageStore:
     @property
     def objects(self) -> ObjectStore:
         return self._objects
+
+    @property
+    def variant_writer(self) -> VariantWriter:
+        return self._variant_writer
+
+    def close(self) -> None:
+        """End the variant writer's workers, if it has any (idempotent)."""
+        self._variant_writer.close()
 
     @property
     def repository(self) -> CatalogRepository:
@@ -335,6 +345,15 @@ class CatalogImageStore:
         name = image_object_name(artist_id, image.sha256, image.extension)
         self._refuse_taken_down(artist_id, {image.sha256, scraped.sha256})
         with store_errors(f"publishing the image of artist {artist_id}"):
+            # The set first: a variant that fails to encode (VariantError) fails the
+            # publication before any of its objects is written.
+            variants = (
+                self._variant_writer.write(
+                    VariantJob(artist_id, image.sha256, name, image.sha256, publication.variants)
+                )
+                if publication.variants is not None
+                else None
+            )
             stored = self._objects.put_immutable(
                 name,
                 image.data,
@@ -346,11 +365,6 @@ class CatalogImageStore:
                     "source": provenance.source_name,
                     "source_sha256": scraped.sha256,
                 },
-            )
-            variants = (
-                self._put_variants(artist_id, image.sha256, publication.variants, stored)
-                if publication.variants is not None
-                else None
             )
         attempted_at = publication.result.attempted_at
         record = ImageRecord(
@@ -396,53 +410,6 @@ class CatalogImageStore:
                 if row is not None and row.sha256 == image.sha256:
                     return Recorded(current=current_image(row), switched=outcome.switched)
         return Recorded(current=current_image(record), switched=outcome.switched)
-
-    def _put_variants(
-        self, artist_id: str, sha256: str, found: VariantSet, published: StoredObject
-    ) -> VariantSetRecord:
-        """Write every variant object once (before any row names it); the set's record.
-
-        Bytes already written (the published JPEG as fallback, a square image's avatar =
-        its full variants) are not uploaded again: their rows name the same object.
-        """
-        records: list[VariantRecord] = []
-        written = {published.sha256: published}
-        for variant in found.variants:
-            stored = written.get(variant.sha256)
-            if stored is None:
-                name = variant_object_name(artist_id, sha256, found.fingerprint, variant.file_name)
-                stored = self._objects.put_immutable(
-                    name,
-                    variant.data,
-                    content_type=variant.content_type,
-                    cache_control=PUBLISHED_CACHE_CONTROL,
-                    metadata={"artist_id": artist_id, "image_sha256": sha256},
-                )
-                written[variant.sha256] = stored
-            records.append(
-                VariantRecord(
-                    kind=variant.kind.value,
-                    format=variant.format,
-                    width=variant.width,
-                    height=variant.height,
-                    object_name=stored.name,
-                    public_url=stored.public_url,
-                    content_type=variant.content_type,
-                    byte_size=variant.byte_size,
-                    sha256=variant.sha256,
-                )
-            )
-        placeholders = found.placeholders
-        return VariantSetRecord(
-            variant_set=found.fingerprint,
-            variants=tuple(records),
-            blurhash=placeholders.blurhash,
-            thumbhash=placeholders.thumbhash,
-            dominant_color=placeholders.dominant_color,
-            aspect_ratio=placeholders.aspect_ratio,
-            avatar_method=found.avatar_method.value if found.avatar_method else None,
-            avatar_preview=found.avatar_preview,
-        )
 
     def record_unchanged(
         self, task: ArtistTask, result: ScrapeResult, *, batch_id: str

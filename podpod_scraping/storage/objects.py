@@ -41,6 +41,8 @@ GCS_PUBLIC_BASE_URL = "https://storage.googleapis.com"
 MUTABLE_CACHE_CONTROL = "no-cache"
 #: Custom-metadata key holding the object's SHA-256 (how reruns recognise their bytes).
 SHA256_METADATA_KEY = "sha256"
+#: Points google-cloud-storage at an emulator instead of GCS (tests, benchmarks).
+EMULATOR_HOST_ENV = "STORAGE_EMULATOR_HOST"
 #: Suffix of the local store's sidecar file that keeps content type and metadata.
 SIDECAR_SUFFIX = ".meta.json"
 _MAX_NAME_BYTES = 1024  # GCS's limit; the local store keeps the same rule.
@@ -78,6 +80,10 @@ class ObjectStoreError(Exception):
     def __init__(self, message: str, *, transient: bool = True) -> None:
         super().__init__(message)
         self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps ``transient`` across a process boundary (the variant writer's workers).
+        return (type(self), (str(self),), self.__dict__)
 
 
 class ObjectConflictError(ObjectStoreError):
@@ -472,6 +478,7 @@ class GCSObjectStore(_NamedStore):
         # fails an artist quickly and the batch's breaker stops the run.
         # Any: the client accepts a float (or a (connect, read) pair) but hints int.
         self._timeout: Any = request_timeout
+        self._retry_deadline = retry_deadline
         self._retry = DEFAULT_RETRY.with_timeout(retry_deadline)
         self._client = client if client is not None else storage.Client()
         self._bucket = self._client.bucket(bucket_name)
@@ -481,6 +488,22 @@ class GCSObjectStore(_NamedStore):
     @property
     def bucket_name(self) -> str:
         return self._bucket_name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its settings: another process (a variant writer's worker) opens its
+        own client, with credentials from its environment as ``storage.Client()`` finds
+        them, and the emulator this process uses, if any. A client never crosses over."""
+        return (
+            _reopened_gcs_store,
+            (
+                self._bucket_name,
+                self._client.project,
+                os.environ.get(EMULATOR_HOST_ENV),
+                self._public_base_url,
+                self._timeout,
+                self._retry_deadline,
+            ),
+        )
 
     def uri(self, name: str) -> str:
         return f"gs://{self._bucket_name}/{validate_object_name(name)}"
@@ -635,3 +658,25 @@ class GCSObjectStore(_NamedStore):
             existing.content_type or "application/octet-stream",
             created=False,
         )
+
+
+def _reopened_gcs_store(
+    bucket_name: str,
+    project: str | None,
+    emulator_host: str | None,
+    public_base_url: str,
+    request_timeout: float,
+    retry_deadline: float,
+) -> GCSObjectStore:
+    """A pickled :class:`GCSObjectStore` in this process, with a client of its own."""
+    if emulator_host is None:
+        os.environ.pop(EMULATOR_HOST_ENV, None)
+    else:
+        os.environ[EMULATOR_HOST_ENV] = emulator_host
+    return GCSObjectStore(
+        bucket_name,
+        client=storage.Client(project=project),
+        public_base_url=public_base_url,
+        request_timeout=request_timeout,
+        retry_deadline=retry_deadline,
+    )
