@@ -19,6 +19,7 @@ replaced for the next one: a set that can crash the renderer must not stop the b
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import queue
 import signal
 import threading
@@ -29,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from podpod_scraping.core.naming import variant_object_name
+from podpod_scraping.core.refresh import StoreError
 from podpod_scraping.core.variants import VariantError, VariantRequest
 from podpod_scraping.storage.catalog.repository import VariantRecord, VariantSetRecord
 from podpod_scraping.storage.objects import IMMUTABLE_CACHE_CONTROL, ObjectStore
@@ -180,7 +182,15 @@ class ProcessVariantWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("this variant writer is closed")
-            worker = _WorkerProcess(self._objects)
+            try:
+                worker = _WorkerProcess(self._objects)
+            except (OSError, pickle.PickleError, TypeError) as error:  # cannot heal by retrying
+                raise StoreError(
+                    f"cannot start a variant writer process ({type(error).__name__}: "
+                    f"{error}); fix that, or set refresh.variant_processes: 0 to write "
+                    "variant sets in the run's own threads",
+                    transient=False,
+                ) from error
             self._started = [w for w in self._started if w.alive] + [worker]
             return worker
 

@@ -13,9 +13,11 @@ import hashlib
 import os
 import pickle
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from google.cloud import storage
@@ -23,9 +25,11 @@ from PIL import Image
 
 from podpod_scraping.core.config import RefreshPolicy
 from podpod_scraping.core.naming import image_object_name
+from podpod_scraping.core.refresh import StoreError
 from podpod_scraping.core.variants import VariantError, VariantRequest, VariantSet
 from podpod_scraping.storage.objects import (
     GCSObjectStore,
+    LocalObjectStore,
     ObjectConflictError,
     ObjectNotFoundError,
     ObjectStoreError,
@@ -160,6 +164,28 @@ def test_a_worker_that_takes_too_long_is_stopped_and_the_set_fails(
         assert writer.worker_pids == []
     finally:
         writer.close()
+
+
+class _UnpicklableStore(LocalObjectStore):
+    """A store a worker process cannot receive (it holds a lock, as a custom client might)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.lock = threading.Lock()
+
+
+def test_a_writer_whose_workers_cannot_start_fails_permanently_and_names_the_fix(
+    tmp_path: Path,
+) -> None:
+    writer = ProcessVariantWriter(_UnpicklableStore(tmp_path), 1)
+    try:
+        with pytest.raises(StoreError, match=r"refresh\.variant_processes: 0") as raised:
+            writer.write(_job(band_photo()[0]))
+    finally:
+        writer.close()
+
+    assert raised.value.transient is False
+    assert writer.worker_pids == []
 
 
 def test_closing_the_writer_ends_its_workers(objects: GCSObjectStore) -> None:
