@@ -349,7 +349,7 @@ class CatalogImageStore:
             # publication before any of its objects is written.
             variants = (
                 self._variant_writer.write(
-                    VariantJob(artist_id, image.sha256, name, image.sha256, publication.variants)
+                    VariantJob(artist_id, image.sha256, name, publication.variants)
                 )
                 if publication.variants is not None
                 else None

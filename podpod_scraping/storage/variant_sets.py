@@ -10,7 +10,8 @@ record the catalog stores with the image. Two writers call it:
   of its own (the default). A run's process has dozens of fetching threads on one GIL;
   resizing, encoding and the uploads' Python there stretched every artist's wall time.
   Measured with ``benchmarks/throughput.py --only a,n --repeat 3`` on 2 cores: the loss
-  with variants on went from -28 % (in the artist's thread) to about -16 % (2 workers).
+  with variants on went from -28 % (in the artist's thread) to -10 .. -24 % per run with
+  2 workers (median -17 % over ten rounds; see the README).
 
 A worker that dies or hangs fails that artist's set (its image stays as it was) and is
 replaced for the next one: a set that can crash the renderer must not stop the batch.
@@ -46,8 +47,7 @@ class VariantJob:
 
     artist_id: str
     image_sha256: str  # the published image's: its sets live in its folder
-    published_name: str  # the published object (the fallback's object when it is one)
-    published_sha256: str
+    published_name: str  # its object (the fallback's object when it is the fallback)
     request: VariantRequest
 
 
@@ -58,7 +58,7 @@ def write_variant_set(objects: ObjectStore, job: VariantJob) -> VariantSetRecord
     image's avatar = its full variants) are not written again: their rows name it.
     """
     rendered = job.request.render()  # VariantError: nothing of the set is written
-    names = {job.published_sha256: job.published_name}
+    names = {job.image_sha256: job.published_name}
     records: list[VariantRecord] = []
     for variant in rendered.variants:
         name = names.get(variant.sha256)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
 from collections.abc import Iterable
 
 from PIL import Image
@@ -48,6 +49,17 @@ def test_materialization_writes_object_and_row_with_matching_sha(pipeline: Pipel
     state = pipeline.state(1)
     assert state["last_outcome"] == "found"
     assert state["last_batch_id"] == result.result.run_id
+
+
+def test_a_run_ends_the_variant_writer_processes_it_started(pipeline: Pipeline) -> None:
+    pipeline.add_artist(1, "Nell", image=make_jpeg(1))
+
+    result = pipeline.run(["1"])
+
+    assert result.success, result.failure_description()
+    assert _current(pipeline, 1)["variant_set"] is not None  # a set was written
+    writers = [p for p in multiprocessing.active_children() if p.name == "podpod-variant-writer"]
+    assert writers == []
 
 
 def test_row_records_the_original_it_was_normalized_from(pipeline: Pipeline) -> None:

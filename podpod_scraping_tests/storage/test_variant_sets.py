@@ -44,14 +44,13 @@ from podpod_scraping.storage.variant_sets import (
 from podpod_scraping_tests.core.images_factory import band_photo
 from podpod_scraping_tests.storage.conftest import POLICY
 
-IMAGE_SHA = "ab" * 32
-PUBLISHED_SHA = "cd" * 32  # no variant has these bytes: every variant gets an object
+IMAGE_SHA = "ab" * 32  # no variant has these bytes: every variant gets an object
 
 
 def _job(image: Image.Image, artist_id: str = "7") -> VariantJob:
     request = VariantRequest(image, image.width, image.height, POLICY.variants)
     published = image_object_name(artist_id, IMAGE_SHA, "jpg")
-    return VariantJob(artist_id, IMAGE_SHA, published, PUBLISHED_SHA, request)
+    return VariantJob(artist_id, IMAGE_SHA, published, request)
 
 
 @pytest.fixture
