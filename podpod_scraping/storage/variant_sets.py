@@ -9,9 +9,10 @@ record the catalog stores with the image. Two writers call it:
 - :class:`ProcessVariantWriter`, in worker processes, each with an object-store client
   of its own (the default). A run's process has dozens of fetching threads on one GIL;
   resizing, encoding and the uploads' Python there stretched every artist's wall time.
-  Measured with ``benchmarks/throughput.py --only a,n --repeat 3`` on 2 cores: the loss
-  with variants on went from -28 % (in the artist's thread) to -10 .. -24 % per run with
-  2 workers (median -17 % over ten rounds; see the README).
+  Workers run at the lowest CPU priority (:data:`WORKER_NICENESS`). Measured with
+  ``benchmarks/throughput.py --only a,n --repeat 3`` on 2 cores, the loss with variants
+  on: -28 % in the artist's thread, -10 .. -25 % (run medians) with 2 workers at the run's
+  priority, -3 .. -11 % with them at +19 (see the README).
 
 A worker that dies or hangs fails that artist's set (its image stays as it was) and is
 replaced for the next one: a set that can crash the renderer must not stop the batch.
@@ -20,6 +21,7 @@ replaced for the next one: a set that can crash the renderer must not stop the b
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -39,6 +41,13 @@ from podpod_scraping.storage.objects import IMMUTABLE_CACHE_CONTROL, ObjectStore
 #: Seconds one set may take in a worker before the worker is replaced: rendering a
 #: 4000x3000 photo takes well under a second, each upload at most its retry deadline.
 WORKER_TIMEOUT_S = 600.0
+#: How much lower than the run's the workers' CPU priority is (``nice``; 19 = lowest).
+#: The run's threads hold the sites' connection slots: when they wait for a core, every
+#: slot they hold waits too; a set that waits for a core holds none. Measured with
+#: ``benchmarks/throughput.py --only a,n --repeat 3`` on 2 cores: loss with variants on
+#: -16 and -25 % (run medians) at the run's priority, -17 % at +10, -3 .. -11 % at +19.
+#: Within a container (a run pod) it only orders the pod's own processes.
+WORKER_NICENESS = 19
 
 
 @dataclass(frozen=True)
@@ -265,6 +274,7 @@ class _WorkerProcess:
 def _serve(connection: Connection, objects: ObjectStore) -> None:
     """A worker's loop: one job in, its record (or the error it raised) out, until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+    os.nice(WORKER_NICENESS)  # lowering one's own priority needs no privilege
     while True:
         try:
             job = connection.recv()

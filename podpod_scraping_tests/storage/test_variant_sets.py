@@ -35,6 +35,7 @@ from podpod_scraping.storage.objects import (
     ObjectStoreError,
 )
 from podpod_scraping.storage.variant_sets import (
+    WORKER_NICENESS,
     InlineVariantWriter,
     ProcessVariantWriter,
     VariantJob,
@@ -185,6 +186,16 @@ def test_a_writer_whose_workers_cannot_start_fails_permanently_and_names_the_fix
 
     assert raised.value.transient is False
     assert writer.worker_pids == []
+
+
+def test_workers_render_at_a_lower_cpu_priority_than_the_run(
+    workers: ProcessVariantWriter,
+) -> None:
+    workers.write(_job(band_photo()[0]))
+    (pid,) = workers.worker_pids
+
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, own + WORKER_NICENESS) > own
 
 
 def test_closing_the_writer_ends_its_workers(objects: GCSObjectStore) -> None:
